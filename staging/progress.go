@@ -1,0 +1,162 @@
+package staging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Heartbeat is the content of runs/<id>/workers/<worker>.json, rewritten
+// by each worker every HeartbeatS seconds.
+type Heartbeat struct {
+	Worker     string    `json:"worker"`
+	Host       string    `json:"host"`
+	PID        int       `json:"pid"`
+	Instance   string    `json:"instance,omitempty"`
+	Slots      int       `json:"slots"`
+	Running    []string  `json:"running"`
+	OK         int       `json:"ok"`
+	Failed     int       `json:"failed"`
+	State      string    `json:"state"` // running or exited
+	Started    time.Time `json:"started"`
+	LastSeen   time.Time `json:"last_seen"`
+	HeartbeatS float64   `json:"heartbeat_s"`
+}
+
+// Live reports whether the worker is still working: it has not exited and
+// was seen within three heartbeats.
+func (h Heartbeat) Live(now time.Time) bool {
+	every := time.Duration(h.HeartbeatS * float64(time.Second))
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	return h.State != "exited" && now.Sub(h.LastSeen) < 3*every+2*time.Second
+}
+
+// Run states, derived from the store alone.
+const (
+	StateRunning   = "running"   // some worker is live
+	StateDone      = "done"      // every task finished (ok or failed)
+	StateCancelled = "cancelled" // burst cancel was called
+	StateStopped   = "stopped"   // unfinished and nobody is working: burst resume
+)
+
+// CancelFlag is the control object whose presence cancels a run.
+const CancelFlag = "cancel"
+
+// Cancelled reports whether the run's cancel flag is set.
+func (r *Run) Cancelled(ctx context.Context) (bool, error) {
+	_, err := r.Store.Stat(ctx, r.ControlKey(CancelFlag))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Cancel sets the run's cancel flag: workers stop their tasks and claim no
+// more. Cancelling twice is fine.
+func (r *Run) Cancel(ctx context.Context, by string) error {
+	data, _ := json.Marshal(map[string]any{"by": by, "at": time.Now().UTC()})
+	if _, err := r.Store.Put(ctx, r.ControlKey(CancelFlag), data); err != nil {
+		return fmt.Errorf("cancelling run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Uncancel clears the cancel flag, for resume.
+func (r *Run) Uncancel(ctx context.Context) error {
+	return r.Store.Delete(ctx, r.ControlKey(CancelFlag))
+}
+
+// Progress is a run's state as the store tells it.
+type Progress struct {
+	Run     string      `json:"run"`
+	State   string      `json:"state"`
+	Total   int         `json:"total"`
+	OK      int         `json:"ok"`
+	Failed  int         `json:"failed"`
+	Running int         `json:"running"`
+	Queued  int         `json:"queued"`
+	Workers int         `json:"live_workers"`
+	Created time.Time   `json:"created"`
+	Beats   []Heartbeat `json:"-"`
+	// Finished is the set of finished task ids, and OKSet those that
+	// succeeded.
+	Finished map[string]bool `json:"-"`
+	OKSet    map[string]bool `json:"-"`
+}
+
+// Done returns the number of finished tasks.
+func (p Progress) Done() int { return p.OK + p.Failed }
+
+// ReadProgress rebuilds the run's progress from its statuses, results and
+// heartbeats: two listings and one read per worker, whatever the number of
+// tasks read.
+func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
+	p := Progress{Run: r.ID, Total: len(m.Tasks), Created: m.Created, Finished: map[string]bool{}, OKSet: map[string]bool{}}
+	statuses, err := r.Store.List(ctx, r.prefix()+"status/")
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	results, err := r.Store.List(ctx, r.prefix()+"results/")
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	withResult := map[string]bool{}
+	for _, o := range results {
+		withResult[strings.TrimSuffix(strings.TrimPrefix(o.Key, r.prefix()+"results/"), ".pkl")] = true
+	}
+	for _, o := range statuses {
+		id := strings.TrimSuffix(strings.TrimPrefix(o.Key, r.prefix()+"status/"), ".json")
+		p.Finished[id] = true
+		if withResult[id] {
+			p.OKSet[id] = true
+			p.OK++
+		} else {
+			p.Failed++
+		}
+	}
+	beats, err := r.Store.List(ctx, r.prefix()+"workers/")
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	now := time.Now()
+	for _, o := range beats {
+		data, _, err := r.Store.Get(ctx, o.Key)
+		if err != nil {
+			continue // gone since listed
+		}
+		var hb Heartbeat
+		if json.Unmarshal(data, &hb) != nil {
+			continue
+		}
+		p.Beats = append(p.Beats, hb)
+		if hb.Live(now) {
+			p.Workers++
+			for _, id := range hb.Running {
+				if !p.Finished[id] {
+					p.Running++
+				}
+			}
+		}
+	}
+	p.Queued = max(0, p.Total-p.Done()-p.Running)
+	cancelled, err := r.Cancelled(ctx)
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	switch {
+	case p.Done() >= p.Total:
+		p.State = StateDone
+	case cancelled:
+		p.State = StateCancelled
+	case p.Workers > 0:
+		p.State = StateRunning
+	default:
+		p.State = StateStopped
+	}
+	return p, nil
+}

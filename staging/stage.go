@@ -1,0 +1,227 @@
+package staging
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Input is one task's id and pickled input.
+type Input struct {
+	ID     string
+	Pickle []byte
+}
+
+// StageRequest describes a run to stage.
+type StageRequest struct {
+	ScriptPath  string
+	Inputs      []Input
+	SharedPaths []string
+	Manifest    Manifest // Script, Tasks, Chunks, Shared, Protocol, ID and Created are filled in
+	MinChunk    int
+	// Progress, when set, is called after each uploaded input.
+	Progress func(done, total int)
+	Logger   *slog.Logger
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// NewRunID returns a fresh run id: the script's name, the time, and random
+// bits ("offset-20261125-071530-3fa9").
+func NewRunID(script string, now time.Time) string {
+	base := strings.TrimSuffix(filepath.Base(script), filepath.Ext(script))
+	base = strings.Trim(unsafeChars.ReplaceAllString(base, "-"), "-._")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	if base == "" {
+		base = "run"
+	}
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%s-%s", base, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
+}
+
+// Stage writes a new run to the store: script, shared files (once, by
+// content hash), inputs, and last the manifest, which makes the run
+// visible. If anything fails, what was written for the run is removed
+// again (shared files stay: they are content-addressed and may serve other
+// runs).
+func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error) {
+	m := req.Manifest
+	m.Protocol = Protocol
+	if m.ID == "" {
+		m.ID = NewRunID(req.ScriptPath, time.Now())
+	}
+	if m.Created.IsZero() {
+		m.Created = time.Now().UTC()
+	}
+	m.Script = filepath.Base(req.ScriptPath)
+	m.Tasks = make([]string, len(req.Inputs))
+	for i, in := range req.Inputs {
+		m.Tasks[i] = in.ID
+	}
+	m.Chunks = PlanChunks(len(m.Tasks), m.Slots, req.MinChunk)
+	run, err = OpenRun(s, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := hashShared(req.SharedPaths)
+	if err != nil {
+		return nil, err
+	}
+	m.Shared = shared
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("staging run: %w", err)
+	}
+	if _, err := s.Stat(ctx, run.ManifestKey()); err == nil {
+		return nil, fmt.Errorf("run %s already exists in %s", m.ID, s.Location())
+	}
+
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if derr := DeleteRun(cctx, run); derr != nil {
+				err = fmt.Errorf("%w (and removing the partly staged run failed: %v; remove %s by hand)", err, derr, run.Location())
+			}
+		}
+	}()
+
+	if _, err := s.PutFile(ctx, run.ScriptKey(m.Script), req.ScriptPath); err != nil {
+		return run, fmt.Errorf("uploading script: %w", err)
+	}
+	for i, f := range shared {
+		if err := putShared(ctx, s, req.SharedPaths[i], f, req.Logger); err != nil {
+			return run, err
+		}
+	}
+	if err := putInputs(ctx, run, req.Inputs, req.Progress); err != nil {
+		return run, err
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return run, fmt.Errorf("encoding manifest: %w", err)
+	}
+	if _, err := s.Create(ctx, run.ManifestKey(), data); err != nil {
+		return run, fmt.Errorf("writing manifest: %w", err)
+	}
+	return run, nil
+}
+
+func hashShared(paths []string) ([]SharedFile, error) {
+	var out []SharedFile
+	seen := map[string]string{}
+	for _, p := range paths {
+		name := filepath.Base(p)
+		if prev, ok := seen[name]; ok {
+			return nil, fmt.Errorf("shared files %s and %s have the same name %q: scripts find them by name", prev, p, name)
+		}
+		seen[name] = p
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("shared file: %w", err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading shared file %s: %w", p, err)
+		}
+		out = append(out, SharedFile{Name: name, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n})
+	}
+	return out, nil
+}
+
+// putShared uploads a shared file unless the store has it already.
+func putShared(ctx context.Context, s Store, path string, f SharedFile, log *slog.Logger) error {
+	key := CASKey(f.SHA256)
+	if info, err := s.Stat(ctx, key); err == nil && info.Size == f.Size {
+		if log != nil {
+			log.Info("shared file already stored", "name", f.Name, "sha256", f.SHA256)
+		}
+		return nil
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("checking shared file %s: %w", f.Name, err)
+	}
+	if _, err := s.PutFile(ctx, key, path); err != nil {
+		return fmt.Errorf("uploading shared file %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+// uploadParallelism bounds concurrent input uploads.
+const uploadParallelism = 16
+
+func putInputs(ctx context.Context, run *Run, inputs []Input, progress func(int, int)) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan Input)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for i := 0; i < min(uploadParallelism, len(inputs)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for in := range next {
+				if _, err := run.Store.Put(ctx, run.TaskKey(in.ID), in.Pickle); err != nil {
+					cancel(fmt.Errorf("uploading input of task %s: %w", in.ID, err))
+					return
+				}
+				mu.Lock()
+				done++
+				if progress != nil {
+					progress(done, len(inputs))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+loop:
+	for _, in := range inputs {
+		select {
+		case next <- in:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// DeleteRun removes every object of a run.
+func DeleteRun(ctx context.Context, run *Run) error {
+	objs, err := run.Store.List(ctx, run.prefix())
+	if err != nil {
+		return err
+	}
+	// The manifest first, so a half-deleted run is not mistaken for one.
+	for i, o := range objs {
+		if o.Key == run.ManifestKey() {
+			objs[0], objs[i] = objs[i], objs[0]
+		}
+	}
+	for _, o := range objs {
+		if err := run.Store.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
