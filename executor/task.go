@@ -1,0 +1,291 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/slicerburst/burst/staging"
+	"github.com/slicerburst/burst/staging/pickle"
+)
+
+// stderrTail is how much of a task's stderr its status keeps; longer
+// stderr is stored whole under logs/.
+const stderrTail = 4096
+
+// ResolvePython finds the interpreter: the one asked for, else
+// PythonSlicer when it is on PATH, else python3.
+func ResolvePython(requested string) (string, error) {
+	if requested != "" {
+		p, err := exec.LookPath(requested)
+		if err != nil {
+			return "", fmt.Errorf("interpreter %q not found: give the path of PythonSlicer or python3 with --python", requested)
+		}
+		return p, nil
+	}
+	for _, name := range []string{"PythonSlicer", "python3"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no interpreter found: neither PythonSlicer nor python3 is on PATH; give one with --python")
+}
+
+// prepare fetches the script and the shared files into the work directory.
+func (w *worker) prepare(ctx context.Context) error {
+	p, err := prepare(ctx, w.run, w.man, w.cfg.WorkDir, w.cfg.CacheDir, w.log)
+	if err != nil {
+		return err
+	}
+	w.script, w.shared = p.script, p.shared
+	return nil
+}
+
+type prepared struct {
+	script, shared, tmp string
+}
+
+// prepare fetches a run's script into workDir and its shared files into
+// cacheDir (once per content hash, verified), linked from a shared
+// directory by name.
+func prepare(ctx context.Context, run *staging.Run, man *staging.Manifest, workDir, cacheDir string, log *slog.Logger) (prepared, error) {
+	dir := filepath.Join(workDir, "runs", run.ID)
+	p := prepared{
+		script: filepath.Join(dir, "script", man.Script),
+		shared: filepath.Join(dir, "shared"),
+		tmp:    filepath.Join(dir, "tmp"),
+	}
+	for _, d := range []string{"script", "shared", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return p, fmt.Errorf("preparing work directory: %w", err)
+		}
+	}
+	if err := run.Store.GetFile(ctx, run.ScriptKey(man.Script), p.script); err != nil {
+		return p, fmt.Errorf("fetching the run's script: %w", err)
+	}
+	cache := filepath.Join(cacheDir, "sha256")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return p, fmt.Errorf("preparing cache: %w", err)
+	}
+	for _, f := range man.Shared {
+		cached := filepath.Join(cache, f.SHA256)
+		if ok, _ := fileHasHash(cached, f.SHA256); !ok {
+			log.Info("fetching shared file", "name", f.Name, "bytes", f.Size)
+			if err := run.Store.GetFile(ctx, staging.CASKey(f.SHA256), cached); err != nil {
+				return p, fmt.Errorf("fetching shared file %s: %w", f.Name, err)
+			}
+			if ok, err := fileHasHash(cached, f.SHA256); !ok {
+				os.Remove(cached)
+				return p, fmt.Errorf("shared file %s does not match its hash %s (%v): the store copy is damaged", f.Name, f.SHA256, err)
+			}
+		}
+		link := filepath.Join(p.shared, f.Name)
+		os.Remove(link)
+		if err := os.Symlink(cached, link); err != nil {
+			return p, fmt.Errorf("placing shared file %s: %w", f.Name, err)
+		}
+	}
+	return p, nil
+}
+
+func fileHasHash(path, want string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	return hex.EncodeToString(h.Sum(nil)) == want, nil
+}
+
+func (w *worker) emit(e Event) {
+	if w.cfg.OnEvent != nil {
+		w.cfg.OnEvent(e)
+	}
+}
+
+// runTask runs one task, with its retries, and records it. A task stopped
+// by cancel or interrupt is left unrecorded, to be run again later.
+func (w *worker) runTask(ctx context.Context, t taskRef) {
+	if ctx.Err() != nil {
+		w.taskDone(ctx, t, false)
+		return
+	}
+	w.mu.Lock()
+	lost := t.chunk.lost
+	if !lost {
+		w.running[t.id] = true
+	}
+	w.mu.Unlock()
+	if lost {
+		w.taskDone(ctx, t, false)
+		return
+	}
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, t.id)
+		w.mu.Unlock()
+	}()
+	w.emit(Event{Kind: TaskStarted, Task: t.id})
+	st, err := w.execute(ctx, t.id)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.fail(fmt.Errorf("task %s: %w", t.id, err))
+		}
+		w.taskDone(ctx, t, false)
+		return
+	}
+	if st == nil { // interrupted
+		w.taskDone(ctx, t, false)
+		return
+	}
+	w.mu.Lock()
+	if st.Status == staging.StatusOK {
+		w.summary.OK++
+	} else {
+		w.summary.Failed++
+	}
+	w.mu.Unlock()
+	w.emit(Event{Kind: TaskFinished, Task: t.id, Status: st})
+	w.taskDone(ctx, t, true)
+}
+
+// execute runs the attempts of one task and writes its result and status.
+// It returns a nil status when ctx ended first, and an error only for
+// store failures.
+func (w *worker) execute(ctx context.Context, id string) (*staging.Status, error) {
+	input, _, err := w.run.Store.Get(ctx, w.run.TaskKey(id))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading input: %w", err)
+	}
+	scratch := filepath.Join(w.cfg.WorkDir, "runs", w.run.ID, "tmp", id)
+	defer os.RemoveAll(scratch)
+
+	var (
+		st      staging.Status
+		a       attempt
+		output  []byte
+		reason  string
+		logAtts []int
+	)
+	retries := w.man.Retries
+	for n := 1; n <= retries+1; n++ {
+		if err := os.MkdirAll(scratch, 0o755); err != nil {
+			return nil, fmt.Errorf("creating scratch directory: %w", err)
+		}
+		env := append(os.Environ(),
+			"BURST_RUN_ID="+w.run.ID,
+			"BURST_TASK_ID="+id,
+			"BURST_ATTEMPT="+strconv.Itoa(n),
+			"BURST_SHARED_DIR="+w.shared,
+		)
+		a = runProcess(ctx, w.cfg.Python, w.script, scratch, env, input, w.man.Timeout.D(), nil)
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		st.Attempts = n
+		reason = failureReason(a, w.man.Timeout.D())
+		if reason == "" {
+			output = a.stdout
+		}
+		if len(a.stderr) > stderrTail {
+			if _, err := w.run.Store.Put(ctx, w.run.LogKey(id, n), a.stderr); err != nil {
+				return nil, fmt.Errorf("storing stderr: %w", err)
+			}
+			logAtts = append(logAtts, n)
+		}
+		if reason == "" {
+			break
+		}
+		w.log.Info("attempt failed", "task", id, "attempt", n, "reason", reason)
+		os.RemoveAll(scratch)
+	}
+	st.Task = id
+	st.Worker = w.cfg.ID
+	st.DurationS = round3(a.duration)
+	st.MaxRSSKB = a.maxRSSKB
+	st.StderrTail = tail(a.stderr, stderrTail)
+	st.LogAttempts = logAtts
+	st.Finished = time.Now().UTC()
+	if a.startErr == nil {
+		code := a.exitCode
+		st.ExitCode = &code
+	}
+	if reason == "" {
+		st.Status = staging.StatusOK
+		if _, err := w.run.Store.Create(ctx, w.run.ResultKey(id), output); err != nil && !errors.Is(err, staging.ErrExists) {
+			return nil, fmt.Errorf("writing result: %w", err)
+		} else if err != nil {
+			w.log.Info("result already written by another worker; keeping the first", "task", id)
+		}
+	} else {
+		st.Status = staging.StatusFailed
+		st.Error = reason
+	}
+	data, _ := json.MarshalIndent(st, "", "  ")
+	if _, err := w.run.Store.Create(ctx, w.run.StatusKey(id), data); errors.Is(err, staging.ErrExists) {
+		w.mu.Lock()
+		w.summary.Duplicates++
+		w.mu.Unlock()
+		if cur, err := w.run.ReadStatus(ctx, id); err == nil {
+			return cur, nil
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("writing status: %w", err)
+	}
+	return &st, nil
+}
+
+// failureReason says why an attempt failed, or "" when it succeeded.
+func failureReason(a attempt, timeout time.Duration) string {
+	last := lastLine(a.stderr)
+	withLast := func(s string) string {
+		if last != "" {
+			return s + ": " + last
+		}
+		return s
+	}
+	switch {
+	case a.startErr != nil:
+		return "could not start the interpreter: " + a.startErr.Error()
+	case a.timedOut:
+		return fmt.Sprintf("timed out after %s", timeout)
+	case a.signal != "":
+		return withLast("killed by signal " + a.signal)
+	case a.exitCode != 0:
+		return withLast(fmt.Sprintf("exit code %d", a.exitCode))
+	case len(a.stdout) == 0:
+		return "stdout is empty: the script must write a pickled dict to sys.stdout.buffer"
+	}
+	v, err := pickle.Unmarshal(a.stdout)
+	if err != nil {
+		return fmt.Sprintf("stdout is not a pickle (%v; it starts with %q)", err, head(a.stdout, 40))
+	}
+	if _, ok := v.(*pickle.Dict); !ok {
+		return fmt.Sprintf("stdout is a pickle of %s, not a dict", pickle.TypeName(v))
+	}
+	return ""
+}
+
+func head(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

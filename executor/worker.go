@@ -1,0 +1,503 @@
+// Package executor is the worker agent: it claims chunks of a run's tasks
+// through leases in the run store, runs one interpreter process per slot,
+// writes results and statuses once, heartbeats, and honours cancel flags.
+// The same code runs in `burst submit` on a laptop and in `burst worker` on
+// a VM.
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slicerburst/burst/staging"
+)
+
+// ErrCancelled means the run was cancelled (burst cancel) while this worker
+// was on it.
+var ErrCancelled = errors.New("run cancelled")
+
+// Config is what a worker needs. Run, Python and WorkDir are required.
+type Config struct {
+	Run *staging.Run
+	// Slots is the number of tasks run at once (one interpreter each).
+	Slots int
+	// Python is the interpreter's path (see ResolvePython).
+	Python string
+	// WorkDir holds the script, the shared files and each task's
+	// scratch directory. It is this worker's own.
+	WorkDir string
+	// CacheDir keeps shared files by content hash across runs; WorkDir's
+	// when empty.
+	CacheDir string
+	// ID names the worker in leases and heartbeats; generated when empty.
+	ID string
+	// Heartbeat is how often the worker writes its heartbeat and checks
+	// for a cancel flag (default 5s).
+	Heartbeat time.Duration
+	// Poll is how long the worker waits before looking again at chunks
+	// that other workers hold (default: a quarter of the lease TTL, at
+	// most 5s).
+	Poll time.Duration
+	// OnEvent, when set, is called as tasks start and finish, from
+	// several goroutines.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+}
+
+// EventKind says what happened to a task.
+type EventKind int
+
+const (
+	TaskStarted EventKind = iota
+	TaskFinished
+)
+
+// Event reports a task's progress on this worker.
+type Event struct {
+	Kind   EventKind
+	Task   string
+	Status *staging.Status // for TaskFinished
+}
+
+// Summary is what one worker did.
+type Summary struct {
+	OK, Failed int
+	// Duplicates counts tasks finished here that another worker had
+	// already finished (after a lease was lost); their results were
+	// discarded.
+	Duplicates int
+}
+
+// NewWorkerID returns a worker id unique across machines: host, pid and
+// random bits.
+func NewWorkerID() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	id := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	if !staging.ValidID(id) {
+		id = fmt.Sprintf("w-%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	return id
+}
+
+// worker is one Run call's state.
+type worker struct {
+	cfg      Config
+	run      *staging.Run
+	man      *staging.Manifest
+	log      *slog.Logger
+	script   string
+	shared   string
+	ttl      time.Duration
+	cancel   context.CancelCauseFunc
+	mu       sync.Mutex
+	held     map[int]*chunkState
+	running  map[string]bool
+	summary  Summary
+	started  time.Time
+	fatalErr error
+}
+
+// chunkState tracks a chunk this worker holds.
+type chunkState struct {
+	lease    *staging.HeldLease
+	finished map[int]bool // positions within the chunk
+	pending  int          // tasks handed to slots, not finished
+	fed      bool         // every task has been handed out
+	lost     bool
+}
+
+func (c *chunkState) finishedList() []int {
+	out := make([]int, 0, len(c.finished))
+	for p := range c.finished {
+		out = append(out, p)
+	}
+	return out
+}
+
+type taskRef struct {
+	chunk *chunkState
+	pos   int
+	id    string
+}
+
+// Run works on the run until every chunk is done, the run is cancelled
+// (ErrCancelled) or ctx ends (its error). On the way out it stops its
+// processes and releases its leases so that other workers, or a later
+// resume, take over at once.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if cfg.Slots < 1 {
+		return Summary{}, fmt.Errorf("worker needs at least one slot, got %d", cfg.Slots)
+	}
+	if cfg.ID == "" {
+		cfg.ID = NewWorkerID()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(cfg.WorkDir, "cache")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &worker{
+		cfg: cfg, run: cfg.Run, log: log.With("worker", cfg.ID, "run", cfg.Run.ID),
+		held: map[int]*chunkState{}, running: map[string]bool{}, started: time.Now(),
+	}
+	man, err := w.run.Manifest(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	w.man = man
+	w.ttl = man.LeaseTTL.D()
+	if w.cfg.Poll <= 0 {
+		w.cfg.Poll = min(w.ttl/4, 5*time.Second)
+	}
+	if err := w.prepare(ctx); err != nil {
+		return Summary{}, err
+	}
+
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.cancel = cancel
+	if cancelled, err := w.cancelRequested(wctx); err != nil {
+		return Summary{}, err
+	} else if cancelled {
+		return Summary{}, ErrCancelled
+	}
+
+	var bg sync.WaitGroup
+	bgctx, stopBG := context.WithCancel(wctx)
+	bg.Add(2)
+	go func() { defer bg.Done(); w.heartbeatLoop(bgctx) }()
+	go func() { defer bg.Done(); w.renewLoop(bgctx) }()
+
+	work := make(chan taskRef)
+	var slots sync.WaitGroup
+	for i := 0; i < cfg.Slots; i++ {
+		slots.Add(1)
+		go func() {
+			defer slots.Done()
+			for t := range work {
+				w.runTask(wctx, t)
+			}
+		}()
+	}
+	claimErr := w.claimLoop(wctx, work)
+	close(work)
+	slots.Wait()
+	stopBG()
+	bg.Wait()
+
+	// Release what we still hold, with a context of its own: the run's may
+	// be cancelled already, and a lease left behind delays the next worker
+	// by a whole TTL.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer ccancel()
+	w.releaseAll(cctx)
+	w.writeHeartbeat(cctx, "exited")
+
+	w.mu.Lock()
+	sum, fatal := w.summary, w.fatalErr
+	w.mu.Unlock()
+	switch cause := context.Cause(wctx); {
+	case fatal != nil:
+		return sum, fatal
+	case errors.Is(cause, ErrCancelled):
+		return sum, ErrCancelled
+	case ctx.Err() != nil:
+		return sum, ctx.Err()
+	case claimErr != nil:
+		return sum, claimErr
+	}
+	return sum, nil
+}
+
+// fail stops the worker for an error it cannot work around (the store is
+// unreachable beyond retries, the disk is full).
+func (w *worker) fail(err error) {
+	w.mu.Lock()
+	if w.fatalErr == nil {
+		w.fatalErr = err
+	}
+	w.mu.Unlock()
+	w.cancel(err)
+}
+
+// claimLoop claims chunks and hands their tasks to the slots until every
+// chunk is done or ctx ends.
+func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
+	n := len(w.man.Chunks)
+	done := make([]bool, n)
+	left := n
+	// Spread first claims over the largest chunks, so that many workers
+	// starting together do not all fight over chunk 0.
+	spread := min(n, max(1, w.man.Slots))
+	start := mrand.IntN(spread)
+	for left > 0 {
+		claimed := false
+		var nextExpiry time.Time
+		for k := 0; k < n && ctx.Err() == nil; k++ {
+			i := (start + k) % n
+			if done[i] {
+				continue
+			}
+			held, outcome, holder, err := w.run.Claim(ctx, i, w.cfg.ID, w.ttl, time.Now())
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("claiming work: %w", err)
+			}
+			switch outcome {
+			case staging.ChunkDone:
+				done[i] = true
+				left--
+			case staging.Busy:
+				if !holder.Expires.IsZero() && (nextExpiry.IsZero() || holder.Expires.Before(nextExpiry)) {
+					nextExpiry = holder.Expires
+				}
+			case staging.Claimed:
+				claimed = true
+				w.log.Debug("claimed chunk", "chunk", i, "tasks", w.man.Chunks[i].Len(), "takeover", held.TakenOver)
+				if err := w.feed(ctx, held, work); err != nil {
+					return err
+				}
+				done[i] = true
+				left--
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		start = 0
+		if left == 0 || claimed {
+			continue
+		}
+		// Everything left is held by others: wait for them to finish or
+		// for a lease to lapse.
+		wait := w.cfg.Poll
+		if !nextExpiry.IsZero() {
+			if d := time.Until(nextExpiry) + 50*time.Millisecond; d > 0 && d < wait {
+				wait = d
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
+// feed hands a held chunk's unfinished tasks to the slots, one at a time,
+// so that the next chunk is claimed only when a slot is about to be free.
+func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- taskRef) error {
+	c := w.man.Chunks[held.Chunk]
+	cs := &chunkState{lease: held, finished: map[int]bool{}}
+	for _, p := range held.Lease.Finished {
+		cs.finished[p] = true
+	}
+	w.mu.Lock()
+	w.held[held.Chunk] = cs
+	w.mu.Unlock()
+	for pos := 0; pos < c.Len(); pos++ {
+		id := w.man.Tasks[c.Start+pos]
+		w.mu.Lock()
+		skip, lost := cs.finished[pos], cs.lost
+		w.mu.Unlock()
+		if lost {
+			break
+		}
+		if skip {
+			continue
+		}
+		if held.TakenOver {
+			// The previous holder may have finished it after its last
+			// renewal.
+			if _, err := w.run.Store.Stat(ctx, w.run.StatusKey(id)); err == nil {
+				w.mu.Lock()
+				cs.finished[pos] = true
+				w.mu.Unlock()
+				continue
+			}
+		}
+		w.mu.Lock()
+		cs.pending++
+		w.mu.Unlock()
+		select {
+		case work <- taskRef{chunk: cs, pos: pos, id: id}:
+		case <-ctx.Done():
+			w.mu.Lock()
+			cs.pending--
+			w.mu.Unlock()
+			return nil
+		}
+	}
+	w.mu.Lock()
+	cs.fed = true
+	w.mu.Unlock()
+	w.maybeComplete(ctx, held.Chunk, cs)
+	return nil
+}
+
+// taskDone records a finished task in its chunk and completes the chunk
+// when it was the last.
+func (w *worker) taskDone(ctx context.Context, t taskRef, finished bool) {
+	w.mu.Lock()
+	t.chunk.pending--
+	if finished {
+		t.chunk.finished[t.pos] = true
+	}
+	w.mu.Unlock()
+	w.maybeComplete(ctx, t.chunk.lease.Chunk, t.chunk)
+}
+
+func (w *worker) maybeComplete(ctx context.Context, chunk int, cs *chunkState) {
+	w.mu.Lock()
+	ready := cs.fed && cs.pending == 0 && !cs.lost && len(cs.finished) == w.man.Chunks[chunk].Len()
+	var fin []int
+	if ready {
+		fin = cs.finishedList()
+		delete(w.held, chunk) // nobody else completes it
+	}
+	w.mu.Unlock()
+	if !ready || ctx.Err() != nil {
+		if ready {
+			w.mu.Lock()
+			w.held[chunk] = cs
+			w.mu.Unlock()
+		}
+		return
+	}
+	if err := cs.lease.Complete(ctx, fin); err != nil {
+		if errors.Is(err, staging.ErrLeaseLost) {
+			// The taker will find every status written and complete it.
+			w.log.Warn("lease lost before the chunk was marked done", "chunk", chunk)
+			return
+		}
+		w.fail(fmt.Errorf("completing chunk %d: %w", chunk, err))
+	}
+}
+
+// renewLoop keeps held leases alive, at a third of their TTL.
+func (w *worker) renewLoop(ctx context.Context) {
+	t := time.NewTicker(w.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		type item struct {
+			cs  *chunkState
+			fin []int
+		}
+		var items []item
+		for _, cs := range w.held {
+			if !cs.lost {
+				items = append(items, item{cs, cs.finishedList()})
+			}
+		}
+		w.mu.Unlock()
+		for _, it := range items {
+			err := it.cs.lease.Renew(ctx, it.fin, w.ttl, time.Now())
+			if errors.Is(err, staging.ErrLeaseLost) {
+				w.log.Warn("lease lost: another worker took the chunk over; not starting its remaining tasks", "chunk", it.cs.lease.Chunk)
+				w.mu.Lock()
+				it.cs.lost = true
+				delete(w.held, it.cs.lease.Chunk)
+				w.mu.Unlock()
+			} else if err != nil && ctx.Err() == nil {
+				// Transient store trouble: the next tick retries, well
+				// before the lease lapses.
+				w.log.Warn("renewing lease", "chunk", it.cs.lease.Chunk, "err", err)
+			}
+		}
+	}
+}
+
+func (w *worker) releaseAll(ctx context.Context) {
+	w.mu.Lock()
+	var items []*chunkState
+	for _, cs := range w.held {
+		if !cs.lost {
+			items = append(items, cs)
+		}
+	}
+	w.held = map[int]*chunkState{}
+	w.mu.Unlock()
+	for _, cs := range items {
+		w.mu.Lock()
+		fin := cs.finishedList()
+		w.mu.Unlock()
+		if err := cs.lease.Release(ctx, fin, time.Now()); err != nil && !errors.Is(err, staging.ErrLeaseLost) {
+			w.log.Warn("releasing lease; it will lapse on its own", "chunk", cs.lease.Chunk, "err", err)
+		}
+	}
+}
+
+func (w *worker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		w.writeHeartbeat(ctx, "running")
+		cancelled, err := w.cancelRequested(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("checking for cancel", "err", err)
+		}
+		if cancelled {
+			w.log.Info("run cancelled: stopping")
+			w.cancel(ErrCancelled)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *worker) cancelRequested(ctx context.Context) (bool, error) {
+	return w.run.Cancelled(ctx)
+}
+
+func (w *worker) writeHeartbeat(ctx context.Context, state string) {
+	host, _ := os.Hostname()
+	w.mu.Lock()
+	hb := staging.Heartbeat{
+		Worker: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots,
+		OK: w.summary.OK, Failed: w.summary.Failed, State: state,
+		Started: w.started, LastSeen: time.Now().UTC(), Running: []string{},
+		HeartbeatS: w.cfg.Heartbeat.Seconds(),
+	}
+	for id := range w.running {
+		hb.Running = append(hb.Running, id)
+	}
+	w.mu.Unlock()
+	data, _ := json.Marshal(hb)
+	if _, err := w.run.Store.Put(ctx, w.run.WorkerKey(w.cfg.ID), data); err != nil && ctx.Err() == nil {
+		w.log.Warn("writing heartbeat", "err", err)
+	}
+}
+
+// round3 rounds seconds to milliseconds for the records.
+func round3(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
