@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/staging"
+)
+
+// localRun runs a staged run's tasks on this machine's cores, showing
+// progress and collecting results as they finish: the shared end of submit
+// and resume.
+type localRun struct {
+	g       *globalOptions
+	run     *staging.Run
+	man     *staging.Manifest
+	workers int
+	python  string
+	out     string
+	json    bool
+}
+
+// runSummary is the final report, printed as JSON with --json.
+type runSummary struct {
+	Run       string  `json:"run"`
+	State     string  `json:"state"`
+	Total     int     `json:"total"`
+	OK        int     `json:"ok"`
+	Failed    int     `json:"failed"`
+	Unfinish  int     `json:"unfinished"`
+	DurationS float64 `json:"duration_s"`
+	Out       string  `json:"out"`
+	Results   string  `json:"results"`
+	Store     string  `json:"store"`
+}
+
+func workDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "burst")
+}
+
+func (l *localRun) execute(ctx context.Context) error {
+	io := l.g.io
+	human := io.Out
+	if l.json {
+		human = io.Err
+	}
+	start := time.Now()
+	coll, err := staging.NewCollector(l.run, l.man, l.out)
+	if err != nil {
+		return err
+	}
+	defer coll.Close()
+
+	// What is finished already (a resumed run) is collected first.
+	prog, err := l.run.ReadProgress(ctx, l.man)
+	if err != nil {
+		return err
+	}
+	if _, err := coll.CollectAll(ctx, prog); err != nil {
+		return err
+	}
+	var (
+		mu      sync.Mutex
+		c       = counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed}
+		collErr error
+	)
+	view := newProgressView(human, io.OutTTY && !l.json, io.Width, c.done())
+	finished := make(chan *staging.Status, 256)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for st := range finished {
+			if err := coll.Collect(ctx, st.Task, st); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				if collErr == nil {
+					collErr = err
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+
+	wid := executor.NewWorkerID()
+	wdir := filepath.Join(workDir(), "work", wid)
+	defer os.RemoveAll(wdir)
+	cfg := executor.Config{
+		Run: l.run, Slots: l.workers, Python: l.python, ID: wid,
+		WorkDir: wdir, CacheDir: filepath.Join(workDir(), "cas"),
+		Heartbeat: 2 * time.Second,
+		Logger:    slog.Default(),
+		OnEvent: func(e executor.Event) {
+			mu.Lock()
+			switch e.Kind {
+			case executor.TaskStarted:
+				c.Running++
+			case executor.TaskFinished:
+				c.Running--
+				if e.Status.Status == staging.StatusOK {
+					c.OK++
+				} else {
+					c.Failed++
+				}
+			}
+			mu.Unlock()
+			if e.Kind == executor.TaskFinished {
+				finished <- e.Status
+			}
+		},
+	}
+	var (
+		sum    executor.Summary
+		runErr error
+		wg     sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sum, runErr = executor.Run(ctx, cfg)
+	}()
+	tick := 200 * time.Millisecond
+	if !io.OutTTY {
+		tick = time.Second
+	}
+	workerDone := make(chan struct{})
+	go func() { wg.Wait(); close(workerDone) }()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+loop:
+	for {
+		mu.Lock()
+		snap := c
+		mu.Unlock()
+		view.Update(snap)
+		select {
+		case <-workerDone:
+			break loop
+		case <-t.C:
+		}
+	}
+	close(finished)
+	<-collected
+	_ = sum
+
+	// Other workers (burst worker elsewhere) may have finished tasks too:
+	// collect from the store, which has the last word.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	prog, err = l.run.ReadProgress(cctx, l.man)
+	if err == nil {
+		_, err = coll.CollectAll(cctx, prog)
+	}
+	if err != nil && collErr == nil {
+		collErr = err
+	}
+	if err := coll.Close(); err != nil && collErr == nil {
+		collErr = err
+	}
+	final := counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed}
+	view.Done(final)
+
+	s := runSummary{
+		Run: l.run.ID, State: prog.State, Total: final.Total, OK: final.OK, Failed: final.Failed,
+		Unfinish: final.Total - final.done(), DurationS: round1(time.Since(start)),
+		Out: l.out, Results: filepath.Join(l.out, "results.jsonl"), Store: l.run.Store.Location(),
+	}
+	switch {
+	case errors.Is(runErr, executor.ErrCancelled):
+		s.State = staging.StateCancelled
+	case runErr != nil && ctx.Err() != nil:
+		s.State = staging.StateStopped
+	}
+	l.report(human, s)
+	if l.json {
+		enc := json.NewEncoder(io.Out)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s)
+	}
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		return exitError{code: exitInterrupted, msg: fmt.Sprintf("interrupted: %d of %d tasks finished; carry on with: burst resume %s", final.done(), final.Total, l.run.ID)}
+	case errors.Is(runErr, executor.ErrCancelled):
+		return exitError{code: exitTaskFailed, msg: fmt.Sprintf("run %s was cancelled with %d of %d tasks finished", l.run.ID, final.done(), final.Total)}
+	case runErr != nil:
+		return fmt.Errorf("run %s stopped: %w (burst resume %s carries on once that is fixed)", l.run.ID, runErr, l.run.ID)
+	case collErr != nil:
+		return fmt.Errorf("collecting results: %w (burst results %s tries again)", collErr, l.run.ID)
+	case final.Failed > 0:
+		return exitError{code: exitTaskFailed}
+	}
+	return nil
+}
+
+func (l *localRun) report(w io.Writer, s runSummary) {
+	fmt.Fprintf(w, "%s in %s: %d ok, %d failed", s.State, fmtDuration(time.Duration(s.DurationS*float64(time.Second))), s.OK, s.Failed)
+	if s.Unfinish > 0 {
+		fmt.Fprintf(w, ", %d not finished", s.Unfinish)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "results: %s\n", s.Results)
+	fmt.Fprintf(w, "outputs: %s\n", filepath.Join(s.Out, "outputs"))
+	if s.Failed > 0 {
+		fmt.Fprintf(w, "failed:  %s (inputs and stderr; burst logs %s TASK, burst repro %s TASK)\n", filepath.Join(s.Out, "failed"), s.Run, s.Run)
+	}
+}
+
+func round1(d time.Duration) float64 { return float64(d.Milliseconds()/100) / 10 }

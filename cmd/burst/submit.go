@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/staging"
+	"github.com/slicerburst/burst/staging/pickle"
+	"github.com/slicerburst/burst/staging/sweep"
+)
+
+type submitOptions struct {
+	g        *globalOptions
+	script   string
+	sweep    string
+	inputs   string
+	local    bool
+	workers  int
+	out      string
+	timeout  time.Duration
+	retries  int
+	python   string
+	shared   []string
+	json     bool
+	leaseTTL time.Duration
+}
+
+func newSubmitCmd(g *globalOptions) *cobra.Command {
+	o := &submitOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "submit SCRIPT (--sweep FILE | --inputs DIR)",
+		Short: "Run a script over a sweep or a directory of inputs",
+		Long: `Stage a run (the script, one pickled input per task, shared files) in the
+run store and run it on this machine's cores, one interpreter per worker
+slot, showing progress; results are collected into --out as they finish.
+
+Inputs come from a sweep spec (YAML):
+  grid:       {name: [values...]}   cartesian product, last name fastest
+  zip:        {name: [values...]}   equal-length lists, element-wise
+  list:       [{name: value}, ...]  explicit combinations
+  constants:  {name: value}         added to every task
+  repeat: N                         each combination N times, with seed 0..N-1
+Sections combine as a product. Task ids are 0000, 0001, ... in that order.
+Or from --inputs DIR: every DIR/*.pkl is one task, named by its file name.
+
+The script reads its input with pickle.load(sys.stdin.buffer) and writes a
+dict with pickle.dump(result, sys.stdout.buffer); anything it prints to
+stderr is its log. It starts in a scratch directory of its own, removed
+afterwards, and sees BURST_RUN_ID, BURST_TASK_ID, BURST_ATTEMPT and
+BURST_SHARED_DIR (where --shared files are, by base name).
+
+Exit status: 0 when every task succeeded, 1 when some failed, 2 for bad
+usage or input (nothing is started), 130 when interrupted (burst resume RUN
+carries on).`,
+		Example: `  burst submit offset.py --sweep sweep.yaml
+  burst submit filter.py --sweep radii.yaml --shared volume.nrrd --timeout 10m
+  burst submit segment.py --inputs cases/ --workers 4 --out results/`,
+		Args: exactArgs("SCRIPT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.script = args[0]
+			return runSubmit(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.sweep, "sweep", "", "sweep spec `FILE` (YAML) to expand into tasks")
+	f.StringVar(&o.inputs, "inputs", "", "`DIR` of *.pkl inputs, one task each")
+	f.BoolVar(&o.local, "local", false, "run on this machine (the default)")
+	f.IntVarP(&o.workers, "workers", "w", runtime.NumCPU(), "tasks to run at once")
+	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default ./burst-results/RUN)")
+	f.DurationVar(&o.timeout, "timeout", 0, "limit on one attempt of a task, e.g. 90s or 10m (default none)")
+	f.IntVar(&o.retries, "retries", 2, "retries of a failed attempt before the task fails")
+	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
+	f.StringArrayVar(&o.shared, "shared", nil, "`FILE` every task reads, stored once by content (repeatable)")
+	f.BoolVar(&o.json, "json", false, "print the final summary as JSON on stdout")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "how long a worker's claim on a chunk of tasks outlives its last renewal")
+	_ = f.MarkHidden("lease-ttl")
+	return cmd
+}
+
+// validate checks everything that can be checked before anything is
+// written, so that bad input never leaves a half-created run.
+func (o *submitOptions) validate() error {
+	if (o.sweep == "") == (o.inputs == "") {
+		return usageErrorf("give exactly one of --sweep FILE or --inputs DIR")
+	}
+	if o.workers < 1 {
+		return usageErrorf("--workers must be at least 1, got %d", o.workers)
+	}
+	if o.retries < 0 {
+		return usageErrorf("--retries must be 0 or more, got %d", o.retries)
+	}
+	if o.timeout < 0 {
+		return usageErrorf("--timeout must be positive, got %s", o.timeout)
+	}
+	if o.leaseTTL < time.Second {
+		return usageErrorf("--lease-ttl must be at least 1s")
+	}
+	if err := readableFile(o.script, "script"); err != nil {
+		return err
+	}
+	for _, s := range o.shared {
+		if err := readableFile(s, "shared file"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readableFile(path, what string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return usageErrorf("%s %s: no such file", what, path)
+		}
+		return usageErrorf("%s %s: %v", what, path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return usageErrorf("%s %s: %v", what, path, err)
+	}
+	if fi.IsDir() {
+		return usageErrorf("%s %s is a directory", what, path)
+	}
+	return nil
+}
+
+// loadInputs builds the tasks' pickled inputs from --sweep or --inputs.
+func (o *submitOptions) loadInputs() ([]staging.Input, string, error) {
+	if o.sweep != "" {
+		data, err := os.ReadFile(o.sweep)
+		if err != nil {
+			return nil, "", usageErrorf("sweep spec: %v", err)
+		}
+		tasks, err := sweep.Expand(data)
+		if err != nil {
+			return nil, "", usageErrorf("%s: %v", o.sweep, err)
+		}
+		inputs := make([]staging.Input, len(tasks))
+		for i, t := range tasks {
+			p, err := pickle.Marshal(t.Params)
+			if err != nil {
+				return nil, "", usageErrorf("%s: task %s: %v", o.sweep, t.ID, err)
+			}
+			inputs[i] = staging.Input{ID: t.ID, Pickle: p}
+		}
+		return inputs, "sweep spec " + o.sweep, nil
+	}
+	inputs, err := readInputsDir(o.inputs)
+	return inputs, "inputs dir " + o.inputs, err
+}
+
+// readInputsDir reads DIR/*.pkl, in name order; each must be a pickled
+// dict.
+func readInputsDir(dir string) ([]staging.Input, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, usageErrorf("inputs: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".pkl") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, usageErrorf("inputs: no *.pkl files in %s", dir)
+	}
+	sort.Strings(names)
+	inputs := make([]staging.Input, 0, len(names))
+	for _, name := range names {
+		id := strings.TrimSuffix(name, ".pkl")
+		if !staging.ValidID(id) {
+			return nil, usageErrorf("inputs: %s: task names may hold only letters, digits, '.', '_' and '-'", filepath.Join(dir, name))
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, usageErrorf("inputs: %v", err)
+		}
+		v, err := pickle.Unmarshal(data)
+		if err != nil {
+			return nil, usageErrorf("inputs: %s is not a pickle: %v", filepath.Join(dir, name), err)
+		}
+		if _, ok := v.(*pickle.Dict); !ok {
+			return nil, usageErrorf("inputs: %s holds a pickled %s; each input must be a dict", filepath.Join(dir, name), pickle.TypeName(v))
+		}
+		inputs = append(inputs, staging.Input{ID: id, Pickle: data})
+	}
+	return inputs, nil
+}
+
+func runSubmit(ctx context.Context, o *submitOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	python, err := executor.ResolvePython(o.python)
+	if err != nil {
+		return usageError{err}
+	}
+	inputs, source, err := o.loadInputs()
+	if err != nil {
+		return err
+	}
+	loc, err := o.g.storeDir()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, loc)
+	if err != nil {
+		return err
+	}
+	id := staging.NewRunID(o.script, time.Now())
+	out := o.out
+	if out == "" {
+		out = filepath.Join("burst-results", id)
+	}
+	if abs, err := filepath.Abs(out); err == nil {
+		out = abs
+	}
+	human := o.g.io.Out
+	if o.json {
+		human = o.g.io.Err
+	}
+	run, err := staging.Stage(ctx, store, staging.StageRequest{
+		ScriptPath:  o.script,
+		Inputs:      inputs,
+		SharedPaths: o.shared,
+		Manifest: staging.Manifest{
+			ID:       id,
+			Python:   python,
+			Source:   source,
+			Timeout:  staging.Duration(o.timeout),
+			Retries:  o.retries,
+			LeaseTTL: staging.Duration(o.leaseTTL),
+			Slots:    o.workers,
+			OutDir:   out,
+		},
+		Logger: slog.Default(),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("staging the run: %w", err)
+	}
+	man, err := run.Manifest(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(human, "run %s: %d tasks from %s, %d workers, %s\n", run.ID, len(man.Tasks), source, o.workers, python)
+	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json}
+	return lr.execute(ctx)
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slicerburst/burst/executor"
+)
+
+type workerOptions struct {
+	g         *globalOptions
+	run       string
+	slots     int
+	python    string
+	workDir   string
+	heartbeat time.Duration
+}
+
+func newWorkerCmd(g *globalOptions) *cobra.Command {
+	o := &workerOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "worker RUN",
+		Short: "Join a run as a worker until nothing is left to do",
+		Long: `Work on a run's tasks alongside any other workers: claim chunks of tasks,
+run them (one interpreter per slot), write their results, and exit when
+every task is finished or the run is cancelled. RUN is a run id in --store
+or a run location (STORE/runs/ID) as burst status prints it.
+
+This is what each cloud VM runs; on one machine it adds workers to a run
+started elsewhere. Results are not collected here: use burst results.`,
+		Args: exactArgs("RUN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.run = args[0]
+			return runWorker(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.slots, "workers", "w", runtime.NumCPU(), "tasks to run at once")
+	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
+	f.StringVar(&o.workDir, "work-dir", "", "scratch `DIR` (default under the user cache directory)")
+	f.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "how often to report liveness and check for cancel")
+	return cmd
+}
+
+func runWorker(ctx context.Context, o *workerOptions) error {
+	if o.slots < 1 {
+		return usageErrorf("--workers must be at least 1, got %d", o.slots)
+	}
+	run, _, err := o.g.openRun(ctx, o.run)
+	if err != nil {
+		return err
+	}
+	python, err := executor.ResolvePython(o.python)
+	if err != nil {
+		return usageError{err}
+	}
+	id := executor.NewWorkerID()
+	base := o.workDir
+	if base == "" {
+		base = workDir()
+	}
+	wdir := filepath.Join(base, "work", id)
+	defer os.RemoveAll(wdir)
+	log := slog.Default()
+	if !o.g.verbose {
+		log = slog.New(slog.NewTextHandler(o.g.io.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	log.Info("worker starting", "worker", id, "run", run.Location(), "slots", o.slots, "python", python)
+	sum, err := executor.Run(ctx, executor.Config{
+		Run: run, Slots: o.slots, Python: python, ID: id, WorkDir: wdir,
+		CacheDir: filepath.Join(base, "cas"), Heartbeat: o.heartbeat, Logger: log,
+	})
+	fmt.Fprintf(o.g.io.Out, "worker %s: %d ok, %d failed\n", id, sum.OK, sum.Failed)
+	switch {
+	case errors.Is(err, executor.ErrCancelled):
+		fmt.Fprintf(o.g.io.Out, "run %s was cancelled\n", run.ID)
+		return nil
+	case err != nil:
+		return err
+	}
+	return nil
+}
