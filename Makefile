@@ -1,0 +1,46 @@
+# burst's two entry points: `make demo` (set up, then run a sweep on this
+# machine) and `make test` (every test). Both work on a fresh machine with Go
+# and Python 3; everything else they need, they install under this folder.
+
+GO      ?= go
+PYTHON  := .venv/bin/python
+BURST   := bin/burst
+DEMO    := burst-demo
+
+.PHONY: demo demo-volume build python test test-go lint bench clean
+
+build:
+	$(GO) build -o $(BURST) ./cmd/burst
+
+python: $(PYTHON)
+$(PYTHON): requirements.txt scripts/setup-python.sh
+	scripts/setup-python.sh
+	@touch $(PYTHON)
+
+# A 50-task vtk sweep on this machine's cores, results in ./burst-demo/.
+demo: build python
+	$(BURST) submit examples/mesh-offsets/offset.py \
+		--sweep examples/mesh-offsets/sweep.yaml \
+		--python $(PYTHON) --out $(DEMO)/mesh-offsets
+
+# A SimpleITK sweep over one shared volume.
+demo-volume: build python
+	$(PYTHON) examples/volume-filter/make-volume.py $(DEMO)/volume.nrrd
+	$(BURST) submit examples/volume-filter/filter.py \
+		--sweep examples/volume-filter/sweep.yaml --shared $(DEMO)/volume.nrrd \
+		--python $(PYTHON) --out $(DEMO)/volume-filter
+
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test: unit, conformance, lease contention, kill -9, pickle round
+# trips against real Python, fuzz seeds, CLI end-to-end scripts.
+test: python lint
+	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -count=1 -timeout 20m ./...
+
+bench: build python
+	bench/local.sh
+
+clean:
+	rm -rf bin $(DEMO)
