@@ -25,6 +25,9 @@ type attempt struct {
 	duration time.Duration
 	maxRSSKB int64
 	startErr error
+	// notStarted is set when the interpreter could not be started at all
+	// (startErr says why): a fault of the worker, not of the task.
+	notStarted bool
 }
 
 // stderrLimit bounds how much of a task's stderr is kept in memory; the
@@ -96,7 +99,7 @@ func runProcess(ctx context.Context, python, script, dir string, env []string, i
 	start := time.Now()
 	err := cmd.Start()
 	if err != nil {
-		return attempt{exitCode: -1, startErr: err}
+		return attempt{exitCode: -1, startErr: err, notStarted: true}
 	}
 	err = cmd.Wait()
 	// Whatever the script left behind in its group goes with it.

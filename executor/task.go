@@ -24,12 +24,17 @@ import (
 const stderrTail = 4096
 
 // ResolvePython finds the interpreter: the one asked for, else
-// PythonSlicer when it is on PATH, else python3.
+// PythonSlicer when it is on PATH, else python3. A relative path is made
+// absolute, since tasks run in directories of their own; symbolic links
+// are kept, as a virtualenv's python is one.
 func ResolvePython(requested string) (string, error) {
 	if requested != "" {
 		p, err := exec.LookPath(requested)
 		if err != nil {
 			return "", fmt.Errorf("interpreter %q not found: give the path of PythonSlicer or python3 with --python", requested)
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
 		}
 		return p, nil
 	}
@@ -198,6 +203,11 @@ func (w *worker) execute(ctx context.Context, id string) (*staging.Status, error
 		a = runProcess(ctx, w.cfg.Python, w.script, scratch, env, input, w.man.Timeout.D(), nil)
 		if ctx.Err() != nil {
 			return nil, nil
+		}
+		if a.notStarted {
+			// Every task would fail the same way here, while another
+			// worker may run them: stop this worker instead.
+			return nil, fmt.Errorf("starting the interpreter %s: %w", w.cfg.Python, a.startErr)
 		}
 		st.Attempts = n
 		reason = failureReason(a, w.man.Timeout.D())

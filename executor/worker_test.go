@@ -642,3 +642,52 @@ func alive(pid int) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
+
+// TestResolvePython: a relative interpreter path becomes absolute (tasks
+// run in scratch directories) without resolving a virtualenv's symlink.
+func TestResolvePython(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "env", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(testpy.Python(t), filepath.Join(bin, "python")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	got, err := executor.ResolvePython("env/bin/python")
+	if want := filepath.Join(bin, "python"); err != nil || got != want {
+		t.Errorf("ResolvePython(env/bin/python) = %q, %v; want %q", got, err, want)
+	}
+	if _, err := executor.ResolvePython("env/bin/nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("ResolvePython of a missing interpreter: %v", err)
+	}
+}
+
+// TestMissingInterpreterStopsTheWorker: an interpreter that cannot start
+// is the worker's fault, not the tasks': the worker stops with the reason
+// and no task is recorded as failed, so a worker that has one can run them.
+func TestMissingInterpreterStopsTheWorker(t *testing.T) {
+	f := stage(t, echoScript, 3, staging.Manifest{})
+	cfg := f.config(t, 1)
+	cfg.Python = filepath.Join(f.dir, "no-such-python")
+	_, err := executor.Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "starting the interpreter") {
+		t.Fatalf("Run with a missing interpreter: %v", err)
+	}
+	p, err := f.run.ReadProgress(context.Background(), f.man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Done() != 0 {
+		t.Errorf("%d tasks recorded as finished, want none", p.Done())
+	}
+	// The lease was released: a working worker finishes the run at once.
+	start := time.Now()
+	if sum, err := executor.Run(context.Background(), f.config(t, 1)); err != nil || sum.OK != 3 {
+		t.Errorf("second worker: %+v, %v", sum, err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("second worker took %s: the first one's lease was not released", el)
+	}
+}
