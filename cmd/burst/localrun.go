@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 )
 
@@ -41,14 +41,6 @@ type runSummary struct {
 	Out       string  `json:"out"`
 	Results   string  `json:"results"`
 	Store     string  `json:"store"`
-}
-
-func workDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "burst")
 }
 
 func (l *localRun) execute(ctx context.Context) error {
@@ -93,14 +85,9 @@ func (l *localRun) execute(ctx context.Context) error {
 		}
 	}()
 
-	wid := executor.NewWorkerID()
-	wdir := filepath.Join(workDir(), "work", wid)
-	defer os.RemoveAll(wdir)
-	cfg := executor.Config{
-		Run: l.run, Slots: l.workers, Python: l.python, ID: wid,
-		WorkDir: wdir, CacheDir: filepath.Join(workDir(), "cas"),
-		Heartbeat: 2 * time.Second,
-		Logger:    slog.Default(),
+	local := provision.Local{
+		Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second,
+		Logger: slog.Default(),
 		OnEvent: func(e executor.Event) {
 			mu.Lock()
 			switch e.Kind {
@@ -121,14 +108,13 @@ func (l *localRun) execute(ctx context.Context) error {
 		},
 	}
 	var (
-		sum    executor.Summary
 		runErr error
 		wg     sync.WaitGroup
 	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sum, runErr = executor.Run(ctx, cfg)
+		_, runErr = local.Run(ctx, l.run)
 	}()
 	tick := 200 * time.Millisecond
 	if !io.OutTTY {
@@ -152,7 +138,6 @@ loop:
 	}
 	close(finished)
 	<-collected
-	_ = sum
 
 	// Other workers (burst worker elsewhere) may have finished tasks too:
 	// collect from the store, which has the last word.

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging/pickle"
 )
 
@@ -51,7 +51,7 @@ func runRepro(ctx context.Context, g *globalOptions, arg, task, python string) e
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintf(g.io.Err, "--- running task %s of %s with %s\n", task, run.ID, python)
-	res, err := executor.Repro(ctx, run, man, python, dir, filepath.Join(workDir(), "cas"), task, g.io.Err)
+	res, err := executor.Repro(ctx, run, man, python, dir, provision.CacheDir(provision.DefaultDir()), task, g.io.Err)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 )
 
@@ -35,7 +35,7 @@ are collected into the run's results directory, or --out.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.workers, "workers", "w", runtime.NumCPU(), "tasks to run at once")
+	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once")
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default: the one the run was submitted with)")
 	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default: where submit collected them)")
 	f.BoolVar(&o.json, "json", false, "print the final summary as JSON on stdout")

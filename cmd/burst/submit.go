@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 	"github.com/slicerburst/burst/staging/pickle"
 	"github.com/slicerburst/burst/staging/sweep"
@@ -78,7 +78,7 @@ carries on).`,
 	f.StringVar(&o.sweep, "sweep", "", "sweep spec `FILE` (YAML) to expand into tasks")
 	f.StringVar(&o.inputs, "inputs", "", "`DIR` of *.pkl inputs, one task each")
 	f.BoolVar(&o.local, "local", false, "run on this machine (the default)")
-	f.IntVarP(&o.workers, "workers", "w", runtime.NumCPU(), "tasks to run at once")
+	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once")
 	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default ./burst-results/RUN)")
 	f.DurationVar(&o.timeout, "timeout", 0, "limit on one attempt of a task, e.g. 90s or 10m (default none)")
 	f.IntVar(&o.retries, "retries", 2, "retries of a failed attempt before the task fails")

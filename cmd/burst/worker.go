@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/provision"
 )
 
 type workerOptions struct {
@@ -43,9 +41,9 @@ started elsewhere. Results are not collected here: use burst results.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.slots, "workers", "w", runtime.NumCPU(), "tasks to run at once")
+	f.IntVarP(&o.slots, "workers", "w", provision.Cores(), "tasks to run at once")
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
-	f.StringVar(&o.workDir, "work-dir", "", "scratch `DIR` (default under the user cache directory)")
+	f.StringVar(&o.workDir, "work-dir", "", "`DIR` for scratch space and the shared-file cache (default: burst in the user cache directory)")
 	f.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "how often to report liveness and check for cancel")
 	return cmd
 }
@@ -63,21 +61,13 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		return usageError{err}
 	}
 	id := executor.NewWorkerID()
-	base := o.workDir
-	if base == "" {
-		base = workDir()
-	}
-	wdir := filepath.Join(base, "work", id)
-	defer os.RemoveAll(wdir)
 	log := slog.Default()
 	if !o.g.verbose {
 		log = slog.New(slog.NewTextHandler(o.g.io.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	log.Info("worker starting", "worker", id, "run", run.Location(), "slots", o.slots, "python", python)
-	sum, err := executor.Run(ctx, executor.Config{
-		Run: run, Slots: o.slots, Python: python, ID: id, WorkDir: wdir,
-		CacheDir: filepath.Join(base, "cas"), Heartbeat: o.heartbeat, Logger: log,
-	})
+	local := provision.Local{Slots: o.slots, Python: python, ID: id, Dir: o.workDir, Heartbeat: o.heartbeat, Logger: log}
+	sum, err := local.Run(ctx, run)
 	fmt.Fprintf(o.g.io.Out, "worker %s: %d ok, %d failed\n", id, sum.OK, sum.Failed)
 	switch {
 	case errors.Is(err, executor.ErrCancelled):
