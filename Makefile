@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python test test-go lint bench clean
+.PHONY: demo demo-volume build python minio test test-go lint bench clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -34,10 +34,14 @@ lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The MinIO server that the S3 tests run against, built once into .cache/bin.
+minio:
+	GO=$(GO) scripts/minio.sh >/dev/null
+
 # Every test: unit, conformance, lease contention, kill -9, pickle round
 # trips against real Python, fuzz seeds, CLI end-to-end scripts.
-test: python lint
-	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test -count=1 -timeout 20m ./...
+test: python minio lint
+	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test -count=1 -timeout 20m ./...
 
 bench: build python
 	bench/local.sh
