@@ -179,8 +179,8 @@ func (s *Server) Log() string {
 
 // Client returns an S3 client for the server, with the server's static
 // credentials and path-style addressing; it reads no AWS config files and no
-// environment variables.
-func (s *Server) Client(t testing.TB) *s3.Client {
+// environment variables. optFns adjust the client's options.
+func (s *Server) Client(t testing.TB, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
 	return s3.New(s3.Options{
 		Region:       s.Region,
@@ -188,7 +188,7 @@ func (s *Server) Client(t testing.TB) *s3.Client {
 		UsePathStyle: true,
 		Credentials: aws.NewCredentialsCache(
 			credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")),
-	})
+	}, optFns...)
 }
 
 var bucketSeq atomic.Int64
