@@ -150,6 +150,15 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(cfg.WorkDir, "cache")
 	}
+	// Tasks run in directories of their own: every path they are given
+	// must be absolute.
+	for _, d := range []*string{&cfg.WorkDir, &cfg.CacheDir} {
+		abs, err := filepath.Abs(*d)
+		if err != nil {
+			return Summary{}, fmt.Errorf("work directory: %w", err)
+		}
+		*d = abs
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
