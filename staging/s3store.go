@@ -62,11 +62,13 @@ type S3Store struct {
 func (s *S3Store) Requests() int64 { return s.requests.Load() }
 
 // S3ClientOptions configures an S3 client for S3Store: no SDK retries (the
-// store retries itself), and path-style addressing when pathStyle is set,
-// as S3-compatible servers on a custom endpoint need.
+// store retries itself), no log line for responses without a checksum
+// (small objects often have none), and path-style addressing when
+// pathStyle is set, as S3-compatible servers on a custom endpoint need.
 func S3ClientOptions(pathStyle bool) func(*s3.Options) {
 	return func(o *s3.Options) {
 		o.Retryer = aws.NopRetryer{}
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if pathStyle {
 			o.UsePathStyle = true
 		}

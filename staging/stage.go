@@ -156,6 +156,9 @@ func putShared(ctx context.Context, s Store, path string, f SharedFile, log *slo
 	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("checking shared file %s: %w", f.Name, err)
 	}
+	if log != nil {
+		log.Info("uploading shared file", "name", f.Name, "sha256", f.SHA256, "bytes", f.Size)
+	}
 	if _, err := s.PutFile(ctx, key, path); err != nil {
 		return fmt.Errorf("uploading shared file %s: %w", f.Name, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 
@@ -31,4 +32,11 @@ func systemIO() *ioStreams {
 	}
 	s.InTTY = term.IsTerminal(int(os.Stdin.Fd()))
 	return s
+}
+
+// writeJSON writes v as indented JSON: what --json prints.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,9 +168,7 @@ loop:
 	}
 	l.report(human, s)
 	if l.json {
-		enc := json.NewEncoder(io.Out)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(s)
+		_ = writeJSON(io.Out, s)
 	}
 	switch {
 	case runErr != nil && ctx.Err() != nil:

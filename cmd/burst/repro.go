@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -62,9 +61,7 @@ func runRepro(ctx context.Context, g *globalOptions, arg, task, python string) e
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(g.io.Out)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(pickle.ToJSON(v)); err != nil {
+	if err := writeJSON(g.io.Out, pickle.ToJSON(v)); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.io.Err, "--- ok in %.3fs, peak memory %d KiB\n", res.DurationS, res.MaxRSSKB)

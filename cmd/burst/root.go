@@ -18,6 +18,7 @@ import (
 type globalOptions struct {
 	io      *ioStreams
 	store   string
+	profile string
 	verbose bool
 }
 
@@ -54,7 +55,8 @@ that started it: see status, resume, results and logs.`,
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
 	})
-	cmd.PersistentFlags().StringVar(&g.store, "store", "", "run store `DIR` (default $BURST_STORE, else $XDG_DATA_HOME/burst)")
+	cmd.PersistentFlags().StringVar(&g.store, "store", "", "run store: a `DIR` or s3://BUCKET/PREFIX (default $BURST_STORE, else $XDG_DATA_HOME/burst)")
+	cmd.PersistentFlags().StringVar(&g.profile, "profile", "", "AWS `PROFILE` for s3:// stores (default $AWS_PROFILE, else the default chain)")
 	cmd.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log diagnostics to stderr")
 
 	cmd.AddCommand(
@@ -113,9 +115,13 @@ func (g *globalOptions) storeDir() (string, error) {
 }
 
 // openStore opens a store location: a directory, or an s3:// URL.
-func openStore(ctx context.Context, loc string) (staging.Store, error) {
+func (g *globalOptions) openStore(ctx context.Context, loc string) (staging.Store, error) {
 	if strings.HasPrefix(loc, "s3://") {
-		return nil, usageErrorf("store %s: S3 stores are not supported by this build of burst", loc)
+		s, err := g.openS3Store(ctx, loc)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if strings.Contains(loc, "://") {
 		return nil, usageErrorf("store %s: not a directory or s3:// URL", loc)
@@ -145,7 +151,7 @@ func (g *globalOptions) openRun(ctx context.Context, arg string) (*staging.Run, 
 	if !staging.ValidID(id) {
 		return nil, nil, usageErrorf("%q is not a run id", id)
 	}
-	s, err := openStore(ctx, loc)
+	s, err := g.openStore(ctx, loc)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"text/tabwriter"
@@ -32,7 +31,7 @@ func runRuns(ctx context.Context, g *globalOptions, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, loc)
+	store, err := g.openStore(ctx, loc)
 	if err != nil {
 		return err
 	}
@@ -61,9 +60,7 @@ func runRuns(ctx context.Context, g *globalOptions, asJSON bool) error {
 		if list == nil {
 			list = []staging.Progress{}
 		}
-		enc := json.NewEncoder(g.io.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return writeJSON(g.io.Out, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintf(g.io.Out, "no runs in %s\n", store.Location())

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -65,9 +64,7 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(g.io.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(g.io.Out, rep)
 	}
 	w := g.io.Out
 	fmt.Fprintf(w, "run:      %s (%s)\n", run.ID, run.Location())

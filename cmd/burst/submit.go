@@ -35,6 +35,7 @@ type submitOptions struct {
 	python   string
 	shared   []string
 	json     bool
+	detach   bool
 	leaseTTL time.Duration
 }
 
@@ -55,6 +56,11 @@ Inputs come from a sweep spec (YAML):
   repeat: N                         each combination N times, with seed 0..N-1
 Sections combine as a product. Task ids are 0000, 0001, ... in that order.
 Or from --inputs DIR: every DIR/*.pkl is one task, named by its file name.
+
+The run store is a directory, or s3://BUCKET/PREFIX with the standard AWS
+configuration (--profile, AWS_REGION, AWS_ENDPOINT_URL_S3 for S3-compatible
+servers). Any machine that reaches the store can add workers to the run
+with burst worker RUN, or follow it with burst status and burst watch.
 
 The script reads its input with pickle.load(sys.stdin.buffer) and writes a
 dict with pickle.dump(result, sys.stdout.buffer); anything it prints to
@@ -85,6 +91,7 @@ carries on).`,
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
 	f.StringArrayVar(&o.shared, "shared", nil, "`FILE` every task reads, stored once by content (repeatable)")
 	f.BoolVar(&o.json, "json", false, "print the final summary as JSON on stdout")
+	f.BoolVar(&o.detach, "detach", false, "stage the run and exit without running it: burst worker RUN runs it, from any machine that reaches the store")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "how long a worker's claim on a chunk of tasks outlives its last renewal")
 	_ = f.MarkHidden("lease-ttl")
 	return cmd
@@ -218,7 +225,7 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, loc)
+	store, err := o.g.openStore(ctx, loc)
 	if err != nil {
 		return err
 	}
@@ -259,6 +266,14 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	man, err := run.Manifest(ctx)
 	if err != nil {
 		return err
+	}
+	if o.detach {
+		fmt.Fprintf(human, "staged run %s: %d tasks from %s\n", run.ID, len(man.Tasks), source)
+		fmt.Fprintf(human, "work on it with: burst worker %s\n", run.Location())
+		if o.json {
+			return writeJSON(o.g.io.Out, map[string]any{"run": run.ID, "location": run.Location(), "total": len(man.Tasks), "state": "staged"})
+		}
+		return nil
 	}
 	fmt.Fprintf(human, "run %s: %d tasks from %s, %d workers, %s\n", run.ID, len(man.Tasks), source, o.workers, python)
 	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json}
