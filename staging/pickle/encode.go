@@ -1,6 +1,7 @@
 package pickle
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -52,8 +53,9 @@ func Marshal(v any) ([]byte, error) {
 }
 
 type encoder struct {
-	buf  []byte
-	path []pathElem // where the value being encoded is, for errors
+	buf    []byte
+	path   []pathElem // where the value being encoded is, for errors
+	hashed bool       // encoding a dict key or set element: sets must be frozensets
 }
 
 // pathElem is one step from a container to an item: a list index or a
@@ -148,6 +150,9 @@ func (e *encoder) value(v any) error {
 		}
 		return e.dict(x.keys, x.vals)
 	case Set:
+		if e.hashed {
+			return e.frozenset(x)
+		}
 		return e.set(x)
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -190,31 +195,34 @@ func (e *encoder) reflectValue(v any) error {
 		}
 		return e.list(rv.Len(), func(i int) any { return rv.Index(i).Interface() })
 	case reflect.Map:
-		keys := rv.MapKeys()
-		ks := make([]any, len(keys))
-		for i, k := range keys {
-			ks[i] = k.Interface()
+		// Keys and values are read together: a nil or NaN key cannot be
+		// looked up again.
+		ks := make([]any, 0, rv.Len())
+		vs := make([]any, 0, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			ks = append(ks, it.Key().Interface())
+			vs = append(vs, it.Value().Interface())
 		}
-		sortKeys(ks)
-		vs := make([]any, len(ks))
-		for i, k := range ks {
-			vs[i] = rv.MapIndex(reflect.ValueOf(k)).Interface()
-		}
+		sortKeys(ks, vs)
 		return e.dict(ks, vs)
 	}
 	return e.fail("cannot pickle %T", v)
 }
 
-// sortKeys orders map keys deterministically: None, then numbers by value,
-// then strings, then anything else by canonical encoding.
-func sortKeys(keys []any) {
+// sortKeys orders map keys, and their values with them, deterministically:
+// None, then numbers by value, then strings, then anything else by
+// canonical encoding.
+func sortKeys(keys, vals []any) {
+	norm := func(k any) any {
+		if n, ok := normalizeScalar(k); ok {
+			return n
+		}
+		return k
+	}
 	rank := func(k any) int {
-		switch n, _ := normalizeScalar(k); n.(type) {
+		switch norm(k).(type) {
 		case nil:
-			if k == nil {
-				return 0
-			}
-			return 3
+			return 0
 		case bool, int64, *big.Int, float64:
 			return 1
 		case string:
@@ -222,22 +230,23 @@ func sortKeys(keys []any) {
 		}
 		return 3
 	}
-	slices.SortStableFunc(keys, func(a, b any) int {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		a, b := keys[i], keys[j]
 		ra, rb := rank(a), rank(b)
 		if ra != rb {
 			return ra - rb
 		}
-		na, _ := normalizeScalar(a)
-		nb, _ := normalizeScalar(b)
+		na, nb := norm(a), norm(b)
 		switch ra {
 		case 1:
 			fa, _ := toFloat(na)
 			fb, _ := toFloat(nb)
-			if fa != fb {
-				if fa < fb {
-					return -1
-				}
-				return 1
+			if c := cmp.Compare(fa, fb); c != 0 { // NaN first, consistently
+				return c
 			}
 		case 2:
 			if c := strings.Compare(na.(string), nb.(string)); c != 0 {
@@ -251,6 +260,10 @@ func sortKeys(keys []any) {
 		}
 		return strings.Compare(fmt.Sprintf("%T", a), fmt.Sprintf("%T", b))
 	})
+	ks, vs := slices.Clone(keys), slices.Clone(vals)
+	for to, from := range order {
+		keys[to], vals[to] = ks[from], vs[from]
+	}
 }
 
 func (e *encoder) int(i int64) {
@@ -377,7 +390,32 @@ func (e *encoder) set(s Set) error {
 		}
 	}
 	e.buf = append(e.buf, opEmptySet)
-	return e.batches(len(s), opAddItems, func(i int) error { return e.item(i, s[i]) })
+	return e.batches(len(s), opAddItems, func(i int) error {
+		return e.hashable(func() error { return e.item(i, s[i]) })
+	})
+}
+
+// frozenset writes a set that must be hashable, as Python pickles a
+// frozenset. Its elements are known to be hashable.
+func (e *encoder) frozenset(s Set) error {
+	e.buf = append(e.buf, opMark)
+	for i, v := range s {
+		if err := e.item(i, v); err != nil {
+			return err
+		}
+	}
+	e.buf = append(e.buf, opFrozenSet)
+	return nil
+}
+
+// hashable runs encode for a dict key or set element, in which Python
+// needs frozensets where the value has sets.
+func (e *encoder) hashable(encode func() error) error {
+	outer := e.hashed
+	e.hashed = true
+	err := encode()
+	e.hashed = outer
+	return err
 }
 
 func (e *encoder) dict(keys, vals []any) error {
@@ -389,7 +427,7 @@ func (e *encoder) dict(keys, vals []any) error {
 	e.buf = append(e.buf, opEmptyDict)
 	return e.batches(len(keys), opSetItems, func(i int) error {
 		e.path = append(e.path, pathElem{key: keys[i], isKey: true})
-		err := e.value(keys[i])
+		err := e.hashable(func() error { return e.value(keys[i]) })
 		e.path = e.path[:len(e.path)-1]
 		if err != nil {
 			return err

@@ -80,6 +80,12 @@ func (f *finisher) enter(key any, depth int) (*node, bool, error) {
 
 // value finishes v, found at the given depth, and returns its final form.
 func (f *finisher) value(v any, depth int) (any, size, error) {
+	if depth > maxDepth {
+		// Checked for every value, not only for containers, so that no value
+		// lies deeper than Marshal and ToJSON go, and shared parts (whose
+		// height enter checks) count the same as unshared ones.
+		return nil, size{}, fmt.Errorf("pickle: value nests deeper than %d levels", maxDepth)
+	}
 	switch x := v.(type) {
 	case string:
 		return x, leaf(len(x)), nil

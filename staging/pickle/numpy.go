@@ -198,6 +198,12 @@ func parseTypeCode(s string) (dtype, byte, error) {
 	if t.unit != "" && t.kind != 'M' && t.kind != 'm' {
 		return t, 0, fmt.Errorf("invalid numpy dtype %s", quoteShort(orig))
 	}
+	if t.unit != "" {
+		// Spell the unit as it reads back from the metadata that Marshal
+		// writes: "1s" and "01s" as "s", "generic" as none.
+		unit, num := splitUnit(t.unit)
+		t.unit = datetimeUnit(Tuple{nil, Tuple{unit, num}})
+	}
 	if order == '=' {
 		order = '<'
 	}

@@ -16,6 +16,29 @@ var moduleAliases = map[string]string{
 	"exceptions":  "builtins",
 }
 
+// nameAliases maps the Python 2 names of globals that were renamed, not just
+// moved, to their Python 3 names, as the unpickler's fix_imports does. Python
+// 3 itself writes these names with protocols 0 to 2 (int as __builtin__.long,
+// str as __builtin__.unicode, ...).
+var nameAliases = map[[2]string][2]string{
+	{"__builtin__", "basestring"}:    {"builtins", "str"},
+	{"__builtin__", "intern"}:        {"sys", "intern"},
+	{"__builtin__", "long"}:          {"builtins", "int"},
+	{"__builtin__", "reduce"}:        {"functools", "reduce"},
+	{"__builtin__", "unichr"}:        {"builtins", "chr"},
+	{"__builtin__", "unicode"}:       {"builtins", "str"},
+	{"__builtin__", "xrange"}:        {"builtins", "range"},
+	{"itertools", "ifilter"}:         {"builtins", "filter"},
+	{"itertools", "ifilterfalse"}:    {"itertools", "filterfalse"},
+	{"itertools", "imap"}:            {"builtins", "map"},
+	{"itertools", "izip"}:            {"builtins", "zip"},
+	{"itertools", "izip_longest"}:    {"itertools", "zip_longest"},
+	{"UserDict", "IterableUserDict"}: {"collections", "UserDict"},
+	{"UserDict", "UserDict"}:         {"collections", "UserDict"},
+	{"UserList", "UserList"}:         {"collections", "UserList"},
+	{"UserString", "UserString"}:     {"collections", "UserString"},
+}
+
 // loadObject implements the opcodes that name globals, call them and set
 // state on the results.
 func (d *decoder) loadObject(op byte) error {
@@ -101,7 +124,9 @@ func (d *decoder) loadObject(op byte) error {
 
 // global returns a placeholder for the global module.name.
 func (d *decoder) global(module, name string) *Object {
-	if m, ok := moduleAliases[module]; ok {
+	if n, ok := nameAliases[[2]string{module, name}]; ok {
+		module, name = n[0], n[1]
+	} else if m, ok := moduleAliases[module]; ok {
 		module = m
 	}
 	o := &Object{Module: module, Name: name}
