@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -45,6 +44,10 @@ type Config struct {
 	// Heartbeat is how often the worker writes its heartbeat and checks
 	// for a cancel flag (default 5s).
 	Heartbeat time.Duration
+	// Wait keeps the worker until every task of the run is finished,
+	// taking over the chunks of workers that die. Without it, the worker
+	// exits once only chunks that live workers hold are left.
+	Wait bool
 	// Poll is how long the worker waits before looking again at chunks
 	// that other workers hold (default: a quarter of the lease TTL, at
 	// most 5s).
@@ -250,68 +253,25 @@ func (w *worker) fail(err error) {
 // claimLoop claims chunks and hands their tasks to the slots until every
 // chunk is done or ctx ends.
 func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
-	n := len(w.man.Chunks)
-	done := make([]bool, n)
-	left := n
-	// Spread first claims over the largest chunks, so that many workers
-	// starting together do not all fight over chunk 0.
-	spread := min(n, max(1, w.man.Slots))
-	start := mrand.IntN(spread)
-	for left > 0 {
-		claimed := false
-		var nextExpiry time.Time
-		for k := 0; k < n && ctx.Err() == nil; k++ {
-			i := (start + k) % n
-			if done[i] {
-				continue
-			}
-			held, outcome, holder, err := w.run.Claim(ctx, i, w.cfg.ID, w.ttl, time.Now())
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("claiming work: %w", err)
-			}
-			switch outcome {
-			case staging.ChunkDone:
-				done[i] = true
-				left--
-			case staging.Busy:
-				if !holder.Expires.IsZero() && (nextExpiry.IsZero() || holder.Expires.Before(nextExpiry)) {
-					nextExpiry = holder.Expires
-				}
-			case staging.Claimed:
-				claimed = true
-				w.log.Debug("claimed chunk", "chunk", i, "tasks", w.man.Chunks[i].Len(), "takeover", held.TakenOver)
-				if err := w.feed(ctx, held, work); err != nil {
-					return err
-				}
-				done[i] = true
-				left--
-			}
-		}
+	c := NewClaimer(w.run, w.man, w.cfg.ID, w.cfg.Poll, w.cfg.Wait)
+	for {
+		held, err := c.Next(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		start = 0
-		if left == 0 || claimed {
-			continue
+		if err != nil {
+			return fmt.Errorf("claiming work: %w", err)
 		}
-		// Everything left is held by others: wait for them to finish or
-		// for a lease to lapse.
-		wait := w.cfg.Poll
-		if !nextExpiry.IsZero() {
-			if d := time.Until(nextExpiry) + 50*time.Millisecond; d > 0 && d < wait {
-				wait = d
-			}
-		}
-		select {
-		case <-ctx.Done():
+		if held == nil {
+			w.log.Debug("every chunk is done", "claims", c.Stats())
 			return nil
-		case <-time.After(wait):
 		}
+		w.log.Debug("claimed chunk", "chunk", held.Chunk, "tasks", w.man.Chunks[held.Chunk].Len(), "takeover", held.TakenOver)
+		if err := w.feed(ctx, held, work); err != nil {
+			return err
+		}
+		c.Done(held.Chunk)
 	}
-	return nil
 }
 
 // feed hands a held chunk's unfinished tasks to the slots, one at a time,

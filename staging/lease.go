@@ -19,6 +19,12 @@ import (
 //     read; of several takers, one wins.
 //   - complete: Replace it with Done set; nobody claims the chunk again.
 //
+// Completing and releasing also leave a marker beside the lease
+// (<chunk>.done, <chunk>.released), so that hundreds of workers can tell
+// from one listing, without reading each lease, which chunks are finished
+// and which were given up (see executor.Claimer). The lease itself stays
+// the authority: markers only say which leases are worth reading.
+//
 // Expiry uses the writers' clocks, which must agree to well within the TTL.
 type Lease struct {
 	Worker  string    `json:"worker"`
@@ -148,7 +154,24 @@ func (h *HeldLease) Complete(ctx context.Context, finished []int) error {
 	next := h.Lease
 	next.Done = true
 	next.Finished = slices.Sorted(slices.Values(finished))
-	return h.write(ctx, next)
+	if err := h.write(ctx, next); err != nil {
+		return err
+	}
+	return h.mark(ctx, DoneMarker)
+}
+
+// Lease markers, the suffixes of the objects written beside a lease.
+const (
+	DoneMarker     = ".done"
+	ReleasedMarker = ".released"
+)
+
+// mark writes a marker beside the lease (see Lease).
+func (h *HeldLease) mark(ctx context.Context, suffix string) error {
+	if _, err := h.run.Store.Put(ctx, h.run.LeaseKey(h.Chunk)+suffix, nil); err != nil {
+		return fmt.Errorf("marking chunk %d %s: %w", h.Chunk, suffix[1:], err)
+	}
+	return nil
 }
 
 // Release gives the chunk up at once (expiring the lease now) so another
@@ -158,5 +181,8 @@ func (h *HeldLease) Release(ctx context.Context, finished []int, now time.Time) 
 	next := h.Lease
 	next.Expires = now.Add(-time.Second)
 	next.Finished = slices.Sorted(slices.Values(finished))
-	return h.write(ctx, next)
+	if err := h.write(ctx, next); err != nil {
+		return err
+	}
+	return h.mark(ctx, ReleasedMarker)
 }

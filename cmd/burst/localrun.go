@@ -85,7 +85,7 @@ func (l *localRun) execute(ctx context.Context) error {
 	}()
 
 	local := provision.Local{
-		Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second,
+		Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second, Wait: true,
 		Logger: slog.Default(),
 		OnEvent: func(e executor.Event) {
 			mu.Lock()
