@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,13 +14,13 @@ import (
 
 // Claimer picks the chunks one worker claims. Hundreds of workers may share
 // a run, so it avoids asking for chunks that others hold, and it learns
-// what it needs from listings of the leases (a thousand chunks a request)
+// what it needs from listings of the leases (a hundred chunks a request)
 // rather than by reading each one.
 //
-// While some chunks have no lease, it lists the leases near the first such
-// chunk and claims one of them, chosen at random among the first few so
-// that workers starting together spread out while the run still proceeds
-// roughly in order (large chunks first, as planned).
+// While some chunks have no lease, it lists a block of leases chosen at
+// random near the first such chunk, and claims an unleased chunk of that
+// block at random: workers starting together spread out, and the run still
+// proceeds roughly in order (large chunks first, as planned).
 //
 // When every chunk has a lease, it lists them all. A chunk with a done
 // marker is finished. A lease that was released (it has a newer released
@@ -41,9 +42,8 @@ type Claimer struct {
 	wait bool
 
 	chunks  []chunkView
-	left    int  // chunks not known to be done
-	low     int  // every chunk below low has a lease
-	fresh   bool // the view was refreshed since the last claim
+	left    int // chunks not known to be done
+	low     int // every chunk below low is leased or done
 	stats   ClaimStats
 	nowFunc func() time.Time
 }
@@ -51,6 +51,7 @@ type Claimer struct {
 // chunkView is what a Claimer knows of one chunk.
 type chunkView struct {
 	done     bool
+	listed   bool      // its block was listed at least once
 	written  time.Time // when its lease was last written; zero: no lease seen
 	released time.Time // when its released marker was last written
 	checked  time.Time // the lease version (by written) last read
@@ -69,8 +70,8 @@ type ClaimStats struct {
 }
 
 // leaseBlock is how many chunks one listing covers: lease keys are
-// zero-padded, so the keys of a block share a prefix.
-const leaseBlock = 1000
+// zero-padded to six digits, so the keys of a block share a prefix of four.
+const leaseBlock = 100
 
 // NewClaimer returns a Claimer for worker on run. With wait set, Next
 // returns nil only when every chunk is done, looking again every poll;
@@ -104,21 +105,32 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// A chunk nobody has claimed yet. Leases are never removed, so a
-		// view without free chunks needs no refresh to be believed.
-		free := c.unleased()
-		if len(free) > 0 && !c.fresh {
-			if err := c.refresh(ctx, c.low, c.low+c.window); err != nil {
+		// A chunk nobody has claimed yet: list a block of the window
+		// and try its unleased chunks, from the listing just made.
+		c.advance()
+		if c.low < len(c.chunks) {
+			// The block of a random chunk not known to be leased: blocks
+			// with more such chunks are listed more often.
+			var open []int
+			for i := c.low; i < min(c.low+c.window, len(c.chunks)); i++ {
+				if v := c.chunks[i]; !v.done && v.written.IsZero() {
+					open = append(open, i)
+				}
+			}
+			b := open[mrand.IntN(len(open))] / leaseBlock
+			if err := c.refresh(ctx, b*leaseBlock, (b+1)*leaseBlock); err != nil {
 				return nil, err
 			}
-			free = c.unleased()
-		}
-		if len(free) > 0 {
-			held, err := c.claim(ctx, free[mrand.IntN(len(free))])
-			if held != nil || err != nil {
-				return held, err
+			free := c.unleased(b*leaseBlock, (b+1)*leaseBlock)
+			for len(free) > 0 {
+				k := mrand.IntN(len(free))
+				held, err := c.claimFresh(ctx, free[k])
+				if held != nil || err != nil {
+					return held, err
+				}
+				free = slices.Delete(free, k, k+1) // taken meanwhile
 			}
-			continue // taken meanwhile: try another from the same view
+			continue
 		}
 
 		// Every chunk left has a lease: look for released and lapsed ones.
@@ -162,13 +174,30 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 		if !c.wait && !suspect {
 			return nil, nil // only chunks that live workers renew are left
 		}
-		c.fresh = false
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(max(next.Sub(c.nowFunc()), 0) + 50*time.Millisecond):
 		}
 	}
+	return nil, nil
+}
+
+// claimFresh tries chunk i, seen without a lease, and records what it found.
+func (c *Claimer) claimFresh(ctx context.Context, i int) (*staging.HeldLease, error) {
+	now := c.nowFunc()
+	held, outcome, err := c.run.ClaimFresh(ctx, i, c.worker, c.ttl, now)
+	if err != nil {
+		return nil, err
+	}
+	v := &c.chunks[i]
+	if outcome == staging.Claimed {
+		c.stats.Claimed++
+		v.written, v.checked, v.expires = now, now, held.Lease.Expires
+		return held, nil
+	}
+	c.stats.Failed++
+	v.written = now // another worker just claimed it
 	return nil, nil
 }
 
@@ -184,7 +213,6 @@ func (c *Claimer) claim(ctx context.Context, i int) (*staging.HeldLease, error) 
 	case staging.Claimed:
 		c.stats.Claimed++
 		v.written, v.checked, v.expires = now, now, held.Lease.Expires
-		c.fresh = false
 		return held, nil
 	case staging.ChunkDone:
 		c.stats.Failed++
@@ -203,60 +231,89 @@ func (c *Claimer) claim(ctx context.Context, i int) (*staging.HeldLease, error) 
 	return nil, nil
 }
 
-// unleased returns the chunks of the window starting at the first one
-// without a lease that have none, in order.
-func (c *Claimer) unleased() []int {
-	for c.low < len(c.chunks) && (c.chunks[c.low].done || !c.chunks[c.low].written.IsZero()) {
+// advance moves low past the chunks known to be leased or done.
+func (c *Claimer) advance() {
+	for c.low < len(c.chunks) && c.chunks[c.low].listed && (c.chunks[c.low].done || !c.chunks[c.low].written.IsZero()) {
 		c.low++
 	}
+}
+
+// unleased returns the chunks in [from, to) listed without a lease.
+func (c *Claimer) unleased(from, to int) []int {
 	var out []int
-	for i := c.low; i < len(c.chunks) && len(out) < c.window; i++ {
-		if !c.chunks[i].done && c.chunks[i].written.IsZero() {
+	for i := from; i < min(to, len(c.chunks)); i++ {
+		if v := c.chunks[i]; v.listed && !v.done && v.written.IsZero() {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// refresh lists the leases and markers of chunks [from, to), a block of a
-// thousand chunks per listing.
+// refresh lists the leases and markers of the chunks in the blocks that
+// [from, to) touches, one listing per block of a hundred, skipping blocks
+// known to be done.
 func (c *Claimer) refresh(ctx context.Context, from, to int) error {
 	prefix := c.run.LeaseKey(0)
 	prefix = prefix[:strings.LastIndexByte(prefix, '/')+1]
-	block := func(b int) string { return fmt.Sprintf("%s%03d", prefix, b) }
+	from = from / leaseBlock * leaseBlock
+	to = min(len(c.chunks), (to+leaseBlock-1)/leaseBlock*leaseBlock)
+	var prefixes []string
 	if len(c.chunks) > 999999 { // keys longer than six digits: list them all
-		from, to, block = 0, 1, func(int) string { return prefix }
+		from, to, prefixes = 0, len(c.chunks), []string{prefix}
+	} else {
+		for b := from; b < to; b += leaseBlock {
+			if !c.allDone(b, b+leaseBlock) {
+				prefixes = append(prefixes, fmt.Sprintf("%s%04d", prefix, b/leaseBlock))
+			}
+		}
 	}
-	for b := from / leaseBlock; b*leaseBlock < min(to, len(c.chunks)); b++ {
-		objs, err := c.run.Store.List(ctx, block(b))
+	for _, p := range prefixes {
+		objs, err := c.run.Store.List(ctx, p)
 		if err != nil {
 			return fmt.Errorf("listing leases: %w", err)
 		}
 		c.stats.Lists++
 		for _, o := range objs {
-			name, marker, _ := strings.Cut(strings.TrimPrefix(o.Key, prefix), ".")
-			i, err := strconv.Atoi(name)
-			if err != nil || i < 0 || i >= len(c.chunks) {
-				continue // not a lease of this run's chunks
-			}
-			v := &c.chunks[i]
-			switch "." + marker {
-			case ".":
-				if o.Modified.After(v.written) {
-					v.renewed = v.renewed || !v.written.IsZero()
-					v.written = o.Modified
-				}
-			case staging.DoneMarker:
-				c.Done(i)
-			case staging.ReleasedMarker:
-				if o.Modified.After(v.released) {
-					v.released = o.Modified
-				}
-			}
+			c.see(strings.TrimPrefix(o.Key, prefix), o.Modified)
 		}
 	}
-	c.fresh = true
+	for i := from; i < to; i++ {
+		c.chunks[i].listed = true
+	}
 	return nil
+}
+
+// see records a listed lease ("000123") or marker ("000123.done").
+func (c *Claimer) see(name string, modified time.Time) {
+	name, marker, _ := strings.Cut(name, ".")
+	i, err := strconv.Atoi(name)
+	if err != nil || i < 0 || i >= len(c.chunks) {
+		return // not a lease of this run's chunks
+	}
+	v := &c.chunks[i]
+	switch "." + marker {
+	case ".":
+		if modified.After(v.written) {
+			v.renewed = v.renewed || !v.written.IsZero()
+			v.written = modified
+		}
+	case staging.DoneMarker:
+		c.Done(i)
+	case staging.ReleasedMarker:
+		if modified.After(v.released) {
+			v.released = modified
+		}
+	}
+}
+
+// allDone reports whether every chunk in [from, to) is known to be done.
+func (c *Claimer) allDone(from, to int) bool {
+	for i := from; i < min(to, len(c.chunks)); i++ {
+		if !c.chunks[i].done {
+			return false
+		}
+	}
+	return true
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -93,5 +94,45 @@ pickle.dump({"i": p["i"]}, sys.stdout.buffer)
 		if err != nil || st.Status != staging.StatusOK {
 			t.Errorf("task %s: %+v, %v", in.ID, st, err)
 		}
+	}
+}
+
+// TestS3ResultWrittenOnce: a result already in the bucket (a worker that
+// lost its lease got there first) is never overwritten by a later one.
+func TestS3ResultWrittenOnce(t *testing.T) {
+	srv := testminio.Start(t)
+	store := staging.NewS3Store(srv.Client(t, staging.S3ClientOptions(true)), srv.NewBucket(t), "", nil)
+	t.Setenv("BURST_TEST_DIR", t.TempDir())
+	script := filepath.Join(t.TempDir(), "job.py")
+	if err := os.WriteFile(script, []byte(echoScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := pickle.NewDict()
+	d.Set("i", int64(7))
+	in, _ := pickle.Marshal(d)
+	ctx := context.Background()
+	run, err := staging.Stage(ctx, store, staging.StageRequest{
+		ScriptPath: script, Inputs: []staging.Input{{ID: "t7", Pickle: in}},
+		Manifest: staging.Manifest{LeaseTTL: staging.Duration(10 * time.Second), Slots: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := pickle.NewDict()
+	first.Set("by", "the first writer")
+	firstData, _ := pickle.Marshal(first)
+	if _, err := store.Create(ctx, run.ResultKey("t7"), firstData); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := executor.Run(ctx, executor.Config{Run: run, Slots: 1, Python: testpy.Python(t), WorkDir: t.TempDir()})
+	if err != nil || sum.OK != 1 {
+		t.Fatalf("Run: %+v, %v", sum, err)
+	}
+	got, _, err := store.Get(ctx, run.ResultKey("t7"))
+	if err != nil || string(got) != string(firstData) {
+		t.Errorf("result after a second write: %q, %v; want the first, intact", got, err)
+	}
+	if _, err := store.Create(ctx, run.ResultKey("t7"), []byte("third")); !errors.Is(err, staging.ErrExists) {
+		t.Errorf("a third Create: %v, want ErrExists", err)
 	}
 }

@@ -106,6 +106,22 @@ func (r *Run) Claim(ctx context.Context, chunk int, worker string, ttl time.Dura
 	return &HeldLease{run: r, Chunk: chunk, Lease: taken, etag: etag, TakenOver: true}, Claimed, Lease{}, nil
 }
 
+// ClaimFresh claims a chunk that was seen without a lease: it only tries to
+// create the lease, and reports Busy when another worker has created it
+// first, without reading it (a lease just created is live).
+func (r *Run) ClaimFresh(ctx context.Context, chunk int, worker string, ttl time.Duration, now time.Time) (*HeldLease, ClaimOutcome, error) {
+	fresh := Lease{Worker: worker, Expires: now.Add(ttl)}
+	data, _ := json.Marshal(fresh)
+	etag, err := r.Store.Create(ctx, r.LeaseKey(chunk), data)
+	switch {
+	case err == nil:
+		return &HeldLease{run: r, Chunk: chunk, Lease: fresh, etag: etag}, Claimed, nil
+	case errors.Is(err, ErrExists):
+		return nil, Busy, nil
+	}
+	return nil, 0, fmt.Errorf("claiming chunk %d: %w", chunk, err)
+}
+
 func (r *Run) readLease(ctx context.Context, chunk int) (Lease, string, error) {
 	data, etag, err := r.Store.Get(ctx, r.LeaseKey(chunk))
 	if err != nil {
