@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio test test-go lint bench clean
+.PHONY: demo demo-volume build python minio test lint bench bench-s3 clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -45,6 +45,9 @@ test: python minio lint
 
 bench: build python
 	bench/local.sh
+
+bench-s3: minio
+	BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test ./bench -run '^$$' -bench S3 -benchtime 1x -timeout 30m
 
 clean:
 	rm -rf bin $(DEMO)

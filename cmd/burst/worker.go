@@ -29,11 +29,17 @@ func newWorkerCmd(g *globalOptions) *cobra.Command {
 		Short: "Join a run as a worker until nothing is left to do",
 		Long: `Work on a run's tasks alongside any other workers: claim chunks of tasks,
 run them (one interpreter per slot), write their results, and exit when
-every task is finished or the run is cancelled. RUN is a run id in --store
-or a run location (STORE/runs/ID) as burst status prints it.
+nothing is left to claim (every task is finished, or the rest is held by
+live workers) or the run is cancelled. A worker that dies is replaced
+without loss: its leases lapse and other workers take its chunks over.
 
-This is what each cloud VM runs; on one machine it adds workers to a run
-started elsewhere. Results are not collected here: use burst results.`,
+RUN is a run id in --store, or a run location as burst prints it:
+STORE/runs/ID, for example s3://my-bucket/burst/runs/offset-20261126-0930-1a2b.
+This is what each cloud VM runs; on any machine with access to the store it
+adds workers to a run. Results are not collected here: use burst results.`,
+		Example: `  burst submit job.py --sweep sweep.yaml --store s3://my-bucket/burst --detach
+  burst worker s3://my-bucket/burst/runs/job-20261126-093012-1a2b --workers 8
+`,
 		Args: exactArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.run = args[0]
