@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio test lint bench bench-s3 clean
+.PHONY: demo demo-volume build python minio check-config test lint bench bench-s3 clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -38,9 +38,16 @@ lint:
 minio:
 	GO=$(GO) scripts/minio.sh >/dev/null
 
+# The account setup and the worker image, checked offline: terraform fmt
+# (Terraform built once into .cache/bin) and packer validate (Debian's).
+check-config:
+	GO=$(GO) scripts/check-terraform.sh
+	scripts/check-images.sh
+
 # Every test: unit, conformance, lease contention, kill -9, pickle round
-# trips against real Python, fuzz seeds, CLI end-to-end scripts.
-test: python minio lint
+# trips against real Python, S3 on MinIO, fuzz seeds, CLI end-to-end
+# scripts, and the offline checks of terraform/ and images/.
+test: python minio lint check-config
 	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test -count=1 -timeout 20m ./...
 
 bench: build python
