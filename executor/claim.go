@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +17,7 @@ import (
 // rather than by reading each one.
 //
 // While some chunks have no lease, it lists a block of leases chosen at
-// random near the first such chunk, and claims an unleased chunk of that
+// random near the first such chunk, and tries one unleased chunk of that
 // block at random: workers starting together spread out, and the run still
 // proceeds roughly in order (large chunks first, as planned).
 //
@@ -67,6 +66,9 @@ type ClaimStats struct {
 	Failed int
 	// Lists counts lease listings.
 	Lists int
+	// EndgameFailed and EndgameLists count the attempts and listings made
+	// once every chunk had a lease.
+	EndgameFailed, EndgameLists int
 }
 
 // leaseBlock is how many chunks one listing covers: lease keys are
@@ -81,7 +83,7 @@ func NewClaimer(run *staging.Run, man *staging.Manifest, worker string, poll tim
 	n := len(man.Chunks)
 	return &Claimer{
 		run: run, man: man, worker: worker, ttl: man.LeaseTTL.D(), poll: poll, wait: wait,
-		window: max(2, 2*man.Slots),
+		window: max(2, 4*man.Slots),
 		chunks: make([]chunkView, n), left: n,
 		nowFunc: time.Now,
 	}
@@ -121,24 +123,29 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 			if err := c.refresh(ctx, b*leaseBlock, (b+1)*leaseBlock); err != nil {
 				return nil, err
 			}
-			free := c.unleased(b*leaseBlock, (b+1)*leaseBlock)
-			for len(free) > 0 {
-				k := mrand.IntN(len(free))
-				held, err := c.claimFresh(ctx, free[k])
+			// One try per listing: after a miss the view is stale, and
+			// trying the rest of it races every other worker that saw it.
+			if free := c.unleased(b*leaseBlock, (b+1)*leaseBlock); len(free) > 0 {
+				held, err := c.claimFresh(ctx, free[mrand.IntN(len(free))])
 				if held != nil || err != nil {
 					return held, err
 				}
-				free = slices.Delete(free, k, k+1) // taken meanwhile
 			}
 			continue
 		}
 
 		// Every chunk left has a lease: look for released and lapsed ones.
+		lists, failed := c.stats.Lists, c.stats.Failed
 		if err := c.refresh(ctx, 0, len(c.chunks)); err != nil {
 			return nil, err
 		}
 		now := c.nowFunc()
+		// Waiting for the whole run, look again every poll; waiting only
+		// for suspect leases, when they may have lapsed.
 		next, suspect := now.Add(c.poll), false
+		if !c.wait {
+			next = now.Add(max(c.poll, c.ttl/2))
+		}
 		for i := range c.chunks {
 			v := &c.chunks[i]
 			if v.done {
@@ -164,10 +171,14 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 				suspect = true
 				next = minTime(next, v.expires)
 			case !v.renewed:
-				// Not seen renewed yet: its holder may be gone.
+				// Not seen renewed yet: its holder may be gone. Look again
+				// when a live holder will have renewed it.
 				suspect = true
+				next = minTime(next, v.written.Add(c.ttl/2+time.Second))
 			}
 		}
+		c.stats.EndgameLists += c.stats.Lists - lists
+		c.stats.EndgameFailed += c.stats.Failed - failed
 		if c.left == 0 {
 			break
 		}
