@@ -69,7 +69,8 @@ func retryable(err error) bool {
 	switch apiCode(err) {
 	case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
 		"RequestThrottled", "TooManyRequestsException", "RequestTimeout",
-		"InternalError", "ServiceUnavailable", "XMinioServerNotInitialized":
+		"InternalError", "ServiceUnavailable", "XMinioServerNotInitialized",
+		"ClientDisconnected": // a server going down answers 499 to requests in flight
 		return true
 	}
 	if s := httpStatus(err); s >= 500 || s == http.StatusTooManyRequests {
@@ -108,7 +109,8 @@ func connectionError(err error) bool {
 // ambiguous says whether a failed write may have taken effect anyway: the
 // request was sent but no answer came back.
 func ambiguous(err error) bool {
-	return httpStatus(err) == 0 || httpStatus(err) >= 500
+	s := httpStatus(err)
+	return s == 0 || s >= 500 || apiCode(err) == "ClientDisconnected"
 }
 
 // ErrAccess marks errors that no retry will fix: the bucket is missing,

@@ -174,6 +174,12 @@ func TestS3StoreRetriesOnlyWhatIsRetryable(t *testing.T) {
 			}
 			return nil, false
 		}, 3, ""},
+		{"server going down then ok", func(n int64) (error, bool) {
+			if n == 1 {
+				return apiErr("ClientDisconnected"), false
+			}
+			return nil, false
+		}, 2, ""},
 		{"reset then ok", func(n int64) (error, bool) {
 			if n == 1 {
 				return connReset, false
