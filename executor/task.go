@@ -145,7 +145,7 @@ func (w *worker) runTask(ctx context.Context, t taskRef) {
 		w.mu.Unlock()
 	}()
 	w.emit(Event{Kind: TaskStarted, Task: t.id})
-	st, err := w.execute(ctx, t.id)
+	st, err := w.execute(ctx, t.id, t.input)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.fail(fmt.Errorf("task %s: %w", t.id, err))
@@ -171,13 +171,15 @@ func (w *worker) runTask(ctx context.Context, t taskRef) {
 // execute runs the attempts of one task and writes its result and status.
 // It returns a nil status when ctx ended first, and an error only for
 // store failures.
-func (w *worker) execute(ctx context.Context, id string) (*staging.Status, error) {
-	input, _, err := w.run.Store.Get(ctx, w.run.TaskKey(id))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil
+func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging.Status, error) {
+	if input == nil {
+		var err error
+		if input, _, err = w.run.Store.Get(ctx, w.run.TaskKey(id)); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("reading input: %w", err)
 		}
-		return nil, fmt.Errorf("reading input: %w", err)
 	}
 	scratch := filepath.Join(w.cfg.WorkDir, "runs", w.run.ID, "tmp", id)
 	defer os.RemoveAll(scratch)

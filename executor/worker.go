@@ -134,6 +134,7 @@ type taskRef struct {
 	chunk *chunkState
 	pos   int
 	id    string
+	input []byte // from the chunk's bundle; nil: read it on its own
 }
 
 // Run works on the run until every chunk is done, the run is cancelled
@@ -285,6 +286,13 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 	w.mu.Lock()
 	w.held[held.Chunk] = cs
 	w.mu.Unlock()
+	var inputs map[string][]byte
+	if w.man.Bundles {
+		var err error
+		if inputs, err = w.run.ReadBundle(ctx, held.Chunk); err != nil && ctx.Err() == nil {
+			w.log.Warn("reading the chunk's input bundle; reading inputs one by one", "chunk", held.Chunk, "err", err)
+		}
+	}
 	for pos := 0; pos < c.Len(); pos++ {
 		id := w.man.Tasks[c.Start+pos]
 		w.mu.Lock()
@@ -310,7 +318,7 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 		cs.pending++
 		w.mu.Unlock()
 		select {
-		case work <- taskRef{chunk: cs, pos: pos, id: id}:
+		case work <- taskRef{chunk: cs, pos: pos, id: id, input: inputs[id]}:
 		case <-ctx.Done():
 			w.mu.Lock()
 			cs.pending--

@@ -698,3 +698,39 @@ func TestMissingInterpreterStopsTheWorker(t *testing.T) {
 		t.Errorf("second worker took %s: the first one's lease was not released", el)
 	}
 }
+
+// TestInputBundles: a chunk's inputs come from its bundle in one read; a
+// run whose bundles are gone still runs, reading inputs one by one.
+func TestInputBundles(t *testing.T) {
+	f := stage(t, echoScript, 6, staging.Manifest{})
+	ctx := context.Background()
+	if !f.man.Bundles {
+		t.Fatal("staging wrote no input bundles")
+	}
+	got, err := f.run.ReadBundle(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.man.Chunks[0]
+	for _, id := range f.man.Tasks[c.Start:c.End] {
+		want, _, _ := f.store.Get(ctx, f.run.TaskKey(id))
+		if string(got[id]) != string(want) {
+			t.Errorf("bundle of chunk 0: task %s input differs", id)
+		}
+	}
+	if len(got) != c.Len() {
+		t.Errorf("bundle of chunk 0 holds %d inputs, want %d", len(got), c.Len())
+	}
+	for i := range f.man.Chunks {
+		if err := f.store.Delete(ctx, f.run.BundleKey(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := executor.Run(ctx, f.config(t, 2))
+	if err != nil || sum.OK != 6 {
+		t.Fatalf("Run without bundles: %+v, %v", sum, err)
+	}
+	if v, _ := f.output(t, "0005").Get("square"); v != int64(25) {
+		t.Errorf("task 0005 output square = %v, want 25", v)
+	}
+}

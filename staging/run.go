@@ -42,6 +42,10 @@ type Manifest struct {
 	Slots int `json:"slots"`
 	// Shared lists files given with --shared, stored under cas/sha256/.
 	Shared []SharedFile `json:"shared,omitempty"`
+	// Bundles says that each chunk's inputs are also stored together, at
+	// bundles/<chunk>.pkl (see ReadBundle), so that a worker reads them
+	// with one request.
+	Bundles bool `json:"bundles,omitempty"`
 	// OutDir is where the submitting machine collects results, a hint for
 	// `burst resume` and `burst results` there.
 	OutDir string `json:"out_dir,omitempty"`
@@ -188,6 +192,9 @@ func (r *Run) ResultKey(task string) string  { return r.prefix() + "results/" + 
 func (r *Run) StatusKey(task string) string  { return r.prefix() + "status/" + task + ".json" }
 func (r *Run) WorkerKey(id string) string    { return r.prefix() + "workers/" + id + ".json" }
 func (r *Run) ControlKey(name string) string { return r.prefix() + "control/" + name }
+func (r *Run) BundleKey(chunk int) string {
+	return fmt.Sprintf("%sbundles/%06d.pkl", r.prefix(), chunk)
+}
 func (r *Run) LogKey(task string, attempt int) string {
 	return fmt.Sprintf("%slogs/%s/%d.log", r.prefix(), task, attempt)
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/slicerburst/burst/staging/pickle"
 )
 
 // Input is one task's id and pickled input.
@@ -108,8 +110,20 @@ func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error)
 			return run, err
 		}
 	}
-	if err := putInputs(ctx, run, req.Inputs, req.Progress); err != nil {
+	objs := make([]object, len(req.Inputs))
+	for i, in := range req.Inputs {
+		objs[i] = object{run.TaskKey(in.ID), in.Pickle}
+	}
+	if err := putAll(ctx, s, objs, req.Progress); err != nil {
+		return run, fmt.Errorf("uploading inputs: %w", err)
+	}
+	if bundles, err := makeBundles(run, &m, req.Inputs); err != nil {
 		return run, err
+	} else if bundles != nil {
+		if err := putAll(ctx, s, bundles, nil); err != nil {
+			return run, fmt.Errorf("uploading input bundles: %w", err)
+		}
+		m.Bundles = true
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -168,45 +182,102 @@ func putShared(ctx context.Context, s Store, path string, f SharedFile, log *slo
 // uploadParallelism bounds concurrent input uploads.
 const uploadParallelism = 16
 
-func putInputs(ctx context.Context, run *Run, inputs []Input, progress func(int, int)) error {
+// maxBundle bounds the inputs of one chunk stored as a bundle: a run whose
+// chunks hold more has none, and workers read each input on its own.
+const maxBundle = 8 << 20
+
+type object struct {
+	key  string
+	data []byte
+}
+
+// makeBundles returns each chunk's inputs as one object, a pickled dict of
+// task id to input pickle, or nil when some chunk holds more than
+// maxBundle.
+func makeBundles(run *Run, m *Manifest, inputs []Input) ([]object, error) {
+	out := make([]object, len(m.Chunks))
+	for i, c := range m.Chunks {
+		d := pickle.NewDict()
+		size := 0
+		for _, in := range inputs[c.Start:c.End] {
+			d.Set(in.ID, in.Pickle)
+			size += len(in.Pickle)
+		}
+		if size > maxBundle {
+			return nil, nil
+		}
+		data, err := pickle.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("bundling inputs of chunk %d: %w", i, err)
+		}
+		out[i] = object{run.BundleKey(i), data}
+	}
+	return out, nil
+}
+
+// ReadBundle returns the inputs of a chunk by task id, from its bundle.
+func (r *Run) ReadBundle(ctx context.Context, chunk int) (map[string][]byte, error) {
+	data, _, err := r.Store.Get(ctx, r.BundleKey(chunk))
+	if err != nil {
+		return nil, err
+	}
+	v, err := pickle.Unmarshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("reading input bundle of chunk %d: %w", chunk, err)
+	}
+	d, ok := v.(*pickle.Dict)
+	if !ok {
+		return nil, fmt.Errorf("input bundle of chunk %d holds a %s, not a dict", chunk, pickle.TypeName(v))
+	}
+	out := make(map[string][]byte, d.Len())
+	for _, k := range d.Keys() {
+		id, _ := k.(string)
+		v, _ := d.Get(k)
+		if b, ok := v.([]byte); ok && id != "" {
+			out[id] = b
+		}
+	}
+	return out, nil
+}
+
+// putAll writes objects, uploadParallelism at a time, calling progress
+// after each.
+func putAll(ctx context.Context, s Store, objs []object, progress func(int, int)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	next := make(chan Input)
+	next := make(chan object)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	for i := 0; i < min(uploadParallelism, len(inputs)); i++ {
+	for i := 0; i < min(uploadParallelism, len(objs)); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for in := range next {
-				if _, err := run.Store.Put(ctx, run.TaskKey(in.ID), in.Pickle); err != nil {
-					cancel(fmt.Errorf("uploading input of task %s: %w", in.ID, err))
+			for o := range next {
+				if _, err := s.Put(ctx, o.key, o.data); err != nil {
+					cancel(err)
 					return
 				}
 				mu.Lock()
 				done++
 				if progress != nil {
-					progress(done, len(inputs))
+					progress(done, len(objs))
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 loop:
-	for _, in := range inputs {
+	for _, o := range objs {
 		select {
-		case next <- in:
+		case next <- o:
 		case <-ctx.Done():
 			break loop
 		}
 	}
 	close(next)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
+	return context.Cause(ctx)
 }
 
 // DeleteRun removes every object of a run.
