@@ -33,10 +33,14 @@ pickled inputs. Each task reads one pickled dict on stdin and writes one
 pickled dict to stdout, as Slicer's "Processes" do; the script runs under
 PythonSlicer when it is on PATH, else python3.
 
-Runs live in a run store (a directory, by default under the XDG data
-directory) that workers coordinate through, so a run survives the process
-that started it: see status, resume, results and logs.`,
+Runs live in a run store that workers coordinate through: a directory (by
+default under the XDG data directory) or an S3 bucket (--store
+s3://BUCKET/PREFIX). A run survives the process that started it, and on S3
+workers on any machine can join it: see worker, status, watch, resume,
+results and logs.`,
 		Example: `  burst submit examples/mesh-offsets/offset.py --sweep examples/mesh-offsets/sweep.yaml
+  burst submit job.py --sweep sweep.yaml --store s3://my-bucket/burst --detach
+  burst worker s3://my-bucket/burst/runs/RUN
   burst runs
   burst status RUN
   burst repro RUN 0007`,
