@@ -426,6 +426,21 @@ func (b *builder) values(e entry, p *path) ([]any, error) {
 	return val.([]any), nil
 }
 
+// param names and defines the parameter of a section's entry, returning
+// its path, name and order of definition.
+func (b *builder) param(pe entry, p *path, section string) (*path, string, int, error) {
+	pp := p.child(pe.key)
+	name, err := paramName(pe, pp)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	order, err := b.define(name, section, pe.knode, pp)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return pp, name, order, nil
+}
+
 // grid reads the grid section.
 func (b *builder) grid(e entry, p *path) error {
 	ents, err := b.paramMap(e, p, "lists of values", "give each parameter a list of values, or remove the section")
@@ -433,12 +448,7 @@ func (b *builder) grid(e entry, p *path) error {
 		return err
 	}
 	for _, pe := range ents {
-		pp := p.child(pe.key)
-		name, err := paramName(pe, pp)
-		if err != nil {
-			return err
-		}
-		order, err := b.define(name, "grid", pe.knode, pp)
+		pp, name, order, err := b.param(pe, p, "grid")
 		if err != nil {
 			return err
 		}
@@ -462,12 +472,7 @@ func (b *builder) zip(e entry, p *path) error {
 	}
 	b.hasZip = true
 	for i, pe := range ents {
-		pp := p.child(pe.key)
-		name, err := paramName(pe, pp)
-		if err != nil {
-			return err
-		}
-		order, err := b.define(name, "zip", pe.knode, pp)
+		pp, name, order, err := b.param(pe, p, "zip")
 		if err != nil {
 			return err
 		}
@@ -540,12 +545,7 @@ func (b *builder) constants(e entry, p *path) error {
 		return err
 	}
 	for _, pe := range ents {
-		pp := p.child(pe.key)
-		name, err := paramName(pe, pp)
-		if err != nil {
-			return err
-		}
-		order, err := b.define(name, "constants", pe.knode, pp)
+		pp, name, order, err := b.param(pe, p, "constants")
 		if err != nil {
 			return err
 		}
