@@ -9,21 +9,15 @@
 package testminio
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/slicerburst/burst/internal/testpy"
+	"github.com/slicerburst/burst/internal/testserver"
 )
 
 const (
@@ -41,11 +36,6 @@ const (
 
 	// readyTimeout bounds the wait for a starting server to serve requests.
 	readyTimeout = 30 * time.Second
-	// stopGrace is how long a server has to exit after SIGTERM before it is
-	// killed.
-	stopGrace = 5 * time.Second
-	// logLimit caps the server output kept for failure messages.
-	logLimit = 64 << 10
 )
 
 // Server is one running MinIO server.
@@ -61,11 +51,7 @@ type Server struct {
 	certsDir string
 	addr     string // host:port of the S3 API
 	console  string // host:port of the console
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	log  *tailBuffer
+	proc     testserver.Process
 }
 
 // Binary returns the path of the MinIO server binary, failing the test
@@ -112,24 +98,15 @@ func Start(t testing.TB) *Server {
 		s.Stop()
 	})
 
-	// The ports are free when picked, but another process may take one
-	// before the server binds it: then pick again.
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if s.addr, s.console, err = freeAddrs(); err != nil {
-			t.Fatalf("testminio: %v", err)
-		}
+	err := s.proc.StartOnFreePorts(2, func(addrs []string) error {
+		s.addr, s.console = addrs[0], addrs[1]
 		s.Endpoint = "http://" + s.addr
-		if err = s.start(); err == nil {
-			return s
-		}
-		s.Stop()
-		if !strings.Contains(s.Log(), "address already in use") {
-			break
-		}
+		return s.start()
+	})
+	if err != nil {
+		t.Fatalf("testminio: %v", err)
 	}
-	t.Fatalf("testminio: %v\nserver log:\n%s", err, s.Log())
-	return nil
+	return s
 }
 
 // Restart stops the server and starts it again on the same port and data
@@ -147,35 +124,10 @@ func (s *Server) Restart(t testing.TB) {
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited within a
 // few seconds. It waits until the process is gone, and does nothing when the
 // server is not running.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	select {
-	case <-s.done:
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(stopGrace):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.proc.Stop() }
 
 // Log returns the tail of the server's output, from its latest start.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.log == nil {
-		return ""
-	}
-	return s.log.String()
-}
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Client returns an S3 client for the server, with the server's static
 // credentials and path-style addressing; it reads no AWS config files and no
@@ -231,91 +183,12 @@ func (s *Server) Env() []string {
 // start launches the server on s.addr and waits until it is ready. The
 // caller stops it on error.
 func (s *Server) start() error {
-	log := &tailBuffer{limit: logLimit}
 	cmd := exec.Command(s.bin, "server",
 		"--address", s.addr,
 		"--console-address", s.console,
 		"--certs-dir", s.certsDir,
 		s.dataDir)
-	cmd.Env = serverEnv()
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	s.mu.Lock()
-	s.cmd, s.done, s.log = cmd, done, log
-	s.mu.Unlock()
-
-	if err := waitReady(s.Endpoint, done); err != nil {
-		return fmt.Errorf("MinIO at %s: %w", s.Endpoint, err)
-	}
-	return nil
-}
-
-// waitReady polls the server until it serves S3 requests: the liveness
-// check answers 200 without marking the server offline, and the cluster
-// check (object layer, bucket metadata and IAM initialised) answers 200.
-func waitReady(endpoint string, exited <-chan struct{}) error {
-	client := &http.Client{
-		Timeout:   2 * time.Second,
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-	}
-	ready := func() (bool, string) {
-		for _, path := range []string{"/minio/health/live", "/minio/health/cluster"} {
-			resp, err := client.Get(endpoint + path)
-			if err != nil {
-				return false, err.Error()
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return false, fmt.Sprintf("%s: %s", path, resp.Status)
-			}
-			if st := resp.Header.Get("X-Minio-Server-Status"); st != "" {
-				return false, fmt.Sprintf("%s: server status %s", path, st)
-			}
-		}
-		return true, ""
-	}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		ok, why := ready()
-		if ok {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("server exited before it was ready")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %v (last check: %s)", readyTimeout, why)
-		}
-		select {
-		case <-exited:
-			return errors.New("server exited before it was ready")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// serverEnv is this process's environment without any MINIO_ or AWS_
-// variables, plus the test server's settings.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "MINIO_") || strings.HasPrefix(kv, "AWS_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
+	cmd.Env = testserver.Environ([]string{"MINIO_", "AWS_"},
 		"MINIO_ROOT_USER="+accessKey,
 		"MINIO_ROOT_PASSWORD="+secretKey,
 		"MINIO_BROWSER=off",
@@ -324,52 +197,37 @@ func serverEnv() []string {
 		// drive.
 		"MINIO_CI_CD=1",
 	)
+	exited, err := s.proc.Start(cmd)
+	if err != nil {
+		return err
+	}
+	if err := testserver.WaitReady(exited, readyTimeout, s.ready); err != nil {
+		return fmt.Errorf("MinIO at %s: %w", s.Endpoint, err)
+	}
+	return nil
 }
 
-// freeAddrs returns two distinct free loopback addresses, for the S3 API and
-// the console.
-func freeAddrs() (api, console string, err error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+var healthClient = &http.Client{
+	Timeout:   2 * time.Second,
+	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+}
+
+// ready reports whether the server serves S3 requests: the liveness check
+// answers 200 without marking the server offline, and the cluster check
+// (object layer, bucket metadata and IAM initialised) answers 200.
+func (s *Server) ready() error {
+	for _, path := range []string{"/minio/health/live", "/minio/health/cluster"} {
+		resp, err := healthClient.Get(s.Endpoint + path)
 		if err != nil {
-			return "", "", fmt.Errorf("finding a free port: %w", err)
+			return err
 		}
-		ls = append(ls, l)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		if st := resp.Header.Get("X-Minio-Server-Status"); st != "" {
+			return fmt.Errorf("%s: server status %s", path, st)
+		}
 	}
-	return ls[0].Addr().String(), ls[1].Addr().String(), nil
-}
-
-// tailBuffer keeps the last limit bytes written to it; safe for concurrent
-// use.
-type tailBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   bytes.Buffer
-	lost  bool
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.limit; over > 0 {
-		b.buf.Next(over)
-		b.lost = true
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.lost {
-		return "[...]\n" + b.buf.String()
-	}
-	return b.buf.String()
+	return nil
 }
