@@ -96,12 +96,15 @@ func runProcess(ctx context.Context, python, script, dir string, env []string, i
 	// background process) must not hang the slot.
 	cmd.WaitDelay = 2 * time.Second
 
+	rss := newRSSProbe()
 	start := time.Now()
 	err := cmd.Start()
 	if err != nil {
 		return attempt{exitCode: -1, startErr: err, notStarted: true}
 	}
+	rss.watch(cmd.Process.Pid)
 	err = cmd.Wait()
+	peakKB := rss.end(cmd.ProcessState)
 	// Whatever the script left behind in its group goes with it.
 	_ = killGroup(cmd)
 	a := attempt{
@@ -112,7 +115,7 @@ func runProcess(ctx context.Context, python, script, dir string, env []string, i
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		a.exitCode = ps.ExitCode()
-		a.maxRSSKB = maxRSSKB(ps)
+		a.maxRSSKB = peakKB
 		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			a.signal = unix.SignalName(ws.Signal())
 		}
