@@ -56,6 +56,20 @@ type Config struct {
 	// several goroutines.
 	OnEvent func(Event)
 	Logger  *slog.Logger
+
+	// Notices, when set, is asked every NoticePoll (default 5s) whether
+	// the machine is about to go away. On a spot interruption notice the
+	// worker stops claiming, kills its running tasks, releases its leases
+	// and returns a *NoticeError. On a rebalance recommendation it drains:
+	// it stops claiming and starting tasks, lets the running ones finish
+	// for up to Drain (default 90s), kills what is left, releases its
+	// leases and returns a *NoticeError. Killed tasks are not recorded:
+	// whoever takes their chunks runs them again from the first attempt.
+	Notices    NoticeSource
+	NoticePoll time.Duration
+	Drain      time.Duration
+	// Instance, when set, is written into the heartbeat.
+	Instance *Instance
 }
 
 // EventKind says what happened to a task.
@@ -97,20 +111,27 @@ func NewWorkerID() string {
 
 // worker is one Run call's state.
 type worker struct {
-	cfg      Config
-	run      *staging.Run
-	man      *staging.Manifest
-	log      *slog.Logger
-	script   string
-	shared   string
-	ttl      time.Duration
-	cancel   context.CancelCauseFunc
-	mu       sync.Mutex
-	held     map[int]*chunkState
-	running  map[string]bool
-	summary  Summary
-	started  time.Time
-	fatalErr error
+	cfg    Config
+	run    *staging.Run
+	man    *staging.Manifest
+	log    *slog.Logger
+	script string
+	shared string
+	ttl    time.Duration
+	cancel context.CancelCauseFunc
+	// stopClaiming ends the claiming and the feeding of tasks to the
+	// slots; running tasks go on.
+	stopClaiming context.CancelFunc
+	mu           sync.Mutex
+	held         map[int]*chunkState
+	running      map[string]bool
+	summary      Summary
+	started      time.Time
+	fatalErr     error
+	// notice is the notice that stopped or drains the worker; draining
+	// is set while running tasks are let finish.
+	notice   *Notice
+	draining bool
 }
 
 // chunkState tracks a chunk this worker holds.
@@ -138,9 +159,11 @@ type taskRef struct {
 }
 
 // Run works on the run until every chunk is done, the run is cancelled
-// (ErrCancelled) or ctx ends (its error). On the way out it stops its
+// (ErrCancelled), a notice says the machine is going away (*NoticeError;
+// see Config.Notices) or ctx ends (its error). On the way out it stops its
 // processes and releases its leases so that other workers, or a later
-// resume, take over at once.
+// resume, take over at once. A run staged by a burst of another protocol
+// version is refused with a *staging.ProtocolError.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.Slots < 1 {
 		return Summary{}, fmt.Errorf("worker needs at least one slot, got %d", cfg.Slots)
@@ -153,6 +176,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(cfg.WorkDir, "cache")
+	}
+	if cfg.NoticePoll <= 0 {
+		cfg.NoticePoll = defaultNoticePoll
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = defaultDrain
 	}
 	// Tasks run in directories of their own: every path they are given
 	// must be absolute.
@@ -193,11 +222,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, ErrCancelled
 	}
 
+	cctx, stopClaiming := context.WithCancel(wctx)
+	defer stopClaiming()
+	w.stopClaiming = stopClaiming
+
 	var bg sync.WaitGroup
 	bgctx, stopBG := context.WithCancel(wctx)
 	bg.Add(2)
 	go func() { defer bg.Done(); w.heartbeatLoop(bgctx) }()
 	go func() { defer bg.Done(); w.renewLoop(bgctx) }()
+	if cfg.Notices != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); w.noticeLoop(bgctx) }()
+	}
 
 	work := make(chan taskRef)
 	var slots sync.WaitGroup
@@ -206,11 +243,17 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		go func() {
 			defer slots.Done()
 			for t := range work {
+				if cctx.Err() != nil {
+					// Handed over as the claiming stopped (drain):
+					// not started, it stays in the chunk for its taker.
+					w.taskDone(wctx, t, false)
+					continue
+				}
 				w.runTask(wctx, t)
 			}
 		}()
 	}
-	claimErr := w.claimLoop(wctx, work)
+	claimErr := w.claimLoop(cctx, work)
 	close(work)
 	slots.Wait()
 	stopBG()
@@ -221,17 +264,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	// by a whole TTL.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer ccancel()
-	w.releaseAll(cctx)
+	released := w.releaseAll(cctx)
 	w.writeHeartbeat(cctx, "exited")
 
 	w.mu.Lock()
-	sum, fatal := w.summary, w.fatalErr
+	sum, fatal, notice := w.summary, w.fatalErr, w.notice
 	w.mu.Unlock()
 	switch cause := context.Cause(wctx); {
 	case fatal != nil:
 		return sum, fatal
 	case errors.Is(cause, ErrCancelled):
 		return sum, ErrCancelled
+	case notice != nil:
+		return sum, &NoticeError{Notice: *notice, Released: released}
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
 	case claimErr != nil:
@@ -258,6 +303,11 @@ func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
 	for {
 		held, err := c.Next(ctx)
 		if ctx.Err() != nil {
+			if held != nil {
+				// Claimed as the worker was told to stop: hold it, so
+				// that it is released with the others.
+				w.hold(held)
+			}
 			return nil
 		}
 		if err != nil {
@@ -279,13 +329,7 @@ func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
 // so that the next chunk is claimed only when a slot is about to be free.
 func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- taskRef) error {
 	c := w.man.Chunks[held.Chunk]
-	cs := &chunkState{lease: held, finished: map[int]bool{}}
-	for _, p := range held.Lease.Finished {
-		cs.finished[p] = true
-	}
-	w.mu.Lock()
-	w.held[held.Chunk] = cs
-	w.mu.Unlock()
+	cs := w.hold(held)
 	var inputs map[string][]byte
 	if w.man.Bundles {
 		var err error
@@ -314,6 +358,9 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 				continue
 			}
 		}
+		if ctx.Err() != nil {
+			return nil
+		}
 		w.mu.Lock()
 		cs.pending++
 		w.mu.Unlock()
@@ -331,6 +378,18 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 	w.mu.Unlock()
 	w.maybeComplete(ctx, held.Chunk, cs)
 	return nil
+}
+
+// hold records a chunk just claimed as held.
+func (w *worker) hold(held *staging.HeldLease) *chunkState {
+	cs := &chunkState{lease: held, finished: map[int]bool{}}
+	for _, p := range held.Lease.Finished {
+		cs.finished[p] = true
+	}
+	w.mu.Lock()
+	w.held[held.Chunk] = cs
+	w.mu.Unlock()
+	return cs
 }
 
 // taskDone records a finished task in its chunk and completes the chunk
@@ -411,7 +470,9 @@ func (w *worker) renewLoop(ctx context.Context) {
 	}
 }
 
-func (w *worker) releaseAll(ctx context.Context) {
+// releaseAll releases the leases still held and returns how many it
+// released.
+func (w *worker) releaseAll(ctx context.Context) int {
 	w.mu.Lock()
 	var items []*chunkState
 	for _, cs := range w.held {
@@ -421,14 +482,21 @@ func (w *worker) releaseAll(ctx context.Context) {
 	}
 	w.held = map[int]*chunkState{}
 	w.mu.Unlock()
+	n := 0
 	for _, cs := range items {
 		w.mu.Lock()
 		fin := cs.finishedList()
 		w.mu.Unlock()
-		if err := cs.lease.Release(ctx, fin, time.Now()); err != nil && !errors.Is(err, staging.ErrLeaseLost) {
+		err := cs.lease.Release(ctx, fin, time.Now())
+		switch {
+		case err == nil:
+			n++
+			w.log.Debug("released chunk", "chunk", cs.lease.Chunk, "finished", len(fin))
+		case !errors.Is(err, staging.ErrLeaseLost):
 			w.log.Warn("releasing lease; it will lapse on its own", "chunk", cs.lease.Chunk, "err", err)
 		}
 	}
+	return n
 }
 
 func (w *worker) heartbeatLoop(ctx context.Context) {
@@ -460,11 +528,20 @@ func (w *worker) cancelRequested(ctx context.Context) (bool, error) {
 func (w *worker) writeHeartbeat(ctx context.Context, state string) {
 	host, _ := os.Hostname()
 	w.mu.Lock()
+	if state == "running" && w.draining {
+		state = "draining"
+	}
 	hb := staging.Heartbeat{
 		Worker: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots,
 		OK: w.summary.OK, Failed: w.summary.Failed, State: state,
 		Started: w.started, LastSeen: time.Now().UTC(), Running: []string{},
 		HeartbeatS: w.cfg.Heartbeat.Seconds(),
+	}
+	if w.notice != nil {
+		hb.Reason = w.notice.String()
+	}
+	if in := w.cfg.Instance; in != nil {
+		hb.Instance, hb.InstanceType, hb.Zone = in.ID, in.Type, in.Zone
 	}
 	for id := range w.running {
 		hb.Running = append(hb.Running, id)

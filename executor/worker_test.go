@@ -633,8 +633,17 @@ func TestManifestProtocolMismatch(t *testing.T) {
 	data, _ = json.Marshal(m)
 	f.store.Put(context.Background(), f.run.ManifestKey(), data)
 	_, err := executor.Run(context.Background(), f.config(t, 1))
-	if err == nil || !strings.Contains(err.Error(), "protocol version 99") {
+	var pe *staging.ProtocolError
+	if !errors.As(err, &pe) || pe.Protocol != 99 || pe.Run != f.run.ID ||
+		!strings.Contains(err.Error(), "was staged by a burst with protocol 99; this burst speaks 1") {
 		t.Errorf("Run on a protocol-99 run: %v", err)
+	}
+	// Refused before any work: no lease, no heartbeat.
+	for _, key := range []string{f.run.LeaseKey(0), f.run.WorkerKey("w")} {
+		prefix := key[:strings.LastIndexByte(key, '/')+1]
+		if objs, err := f.store.List(context.Background(), prefix); err != nil || len(objs) != 0 {
+			t.Errorf("%s after the refusal: %d objects, %v", prefix, len(objs), err)
+		}
 	}
 }
 

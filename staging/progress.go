@@ -12,15 +12,21 @@ import (
 // Heartbeat is the content of runs/<id>/workers/<worker>.json, rewritten
 // by each worker every HeartbeatS seconds.
 type Heartbeat struct {
-	Worker     string    `json:"worker"`
-	Host       string    `json:"host"`
-	PID        int       `json:"pid"`
-	Instance   string    `json:"instance,omitempty"`
-	Slots      int       `json:"slots"`
-	Running    []string  `json:"running"`
-	OK         int       `json:"ok"`
-	Failed     int       `json:"failed"`
-	State      string    `json:"state"` // running or exited
+	Worker   string `json:"worker"`
+	Host     string `json:"host"`
+	PID      int    `json:"pid"`
+	Instance string `json:"instance,omitempty"`
+	// InstanceType and Zone describe the cloud machine, when on one.
+	InstanceType string   `json:"instance_type,omitempty"`
+	Zone         string   `json:"zone,omitempty"`
+	Slots        int      `json:"slots"`
+	Running      []string `json:"running"`
+	OK           int      `json:"ok"`
+	Failed       int      `json:"failed"`
+	State        string   `json:"state"` // running, draining or exited
+	// Reason says why the worker is draining or exited, when it was not
+	// for want of work (a spot interruption notice, for one).
+	Reason     string    `json:"reason,omitempty"`
 	Started    time.Time `json:"started"`
 	LastSeen   time.Time `json:"last_seen"`
 	HeartbeatS float64   `json:"heartbeat_s"`

@@ -14,6 +14,17 @@ import (
 // refuses a run whose manifest names another version.
 const Protocol = 1
 
+// ProtocolError is the error of a run staged by a burst that speaks
+// another protocol version (see Manifest.Validate).
+type ProtocolError struct {
+	Run      string
+	Protocol int // the run's
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("run %s was staged by a burst with protocol %d; this burst speaks %d: use a matching burst build", e.Run, e.Protocol, Protocol)
+}
+
 // Manifest is a run's specification, written once when the run is staged:
 // runs/<id>/manifest.json.
 type Manifest struct {
@@ -125,7 +136,7 @@ func ValidID(s string) bool { return idRe.MatchString(s) }
 // version of burst or have been edited by hand.
 func (m *Manifest) Validate() error {
 	if m.Protocol != Protocol {
-		return fmt.Errorf("run %s uses protocol version %d, but this burst speaks version %d: use the same burst version as the submitter", m.ID, m.Protocol, Protocol)
+		return &ProtocolError{Run: m.ID, Protocol: m.Protocol}
 	}
 	if !ValidID(m.ID) {
 		return fmt.Errorf("invalid run id %q", m.ID)

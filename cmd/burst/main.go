@@ -47,6 +47,7 @@ const (
 	exitOK          = 0
 	exitTaskFailed  = 1 // some tasks failed, or the command failed
 	exitUsage       = 2 // bad usage or input: nothing was started
+	exitReclaimed   = 3 // burst worker --ec2: the machine is going away; its work was handed back
 	exitInterrupted = 130
 )
 

@@ -5,25 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/executor"
 	"github.com/slicerburst/burst/provision"
+	"github.com/slicerburst/burst/staging"
 )
 
 type workerOptions struct {
-	g         *globalOptions
-	run       string
-	slots     int
-	python    string
-	workDir   string
-	heartbeat time.Duration
+	g          *globalOptions
+	run        string
+	slots      int
+	python     string
+	workDir    string
+	heartbeat  time.Duration
+	ec2        bool
+	noticePoll time.Duration
+	drain      time.Duration
+	// ec2Only lists the --ec2 flags given without it.
+	ec2Only []string
+	// identityWait bounds the retries of the first instance metadata
+	// read.
+	identityWait time.Duration
 }
 
 func newWorkerCmd(g *globalOptions) *cobra.Command {
-	o := &workerOptions{g: g}
+	o := &workerOptions{g: g, identityWait: 30 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "worker RUN",
 		Short: "Join a run as a worker until nothing is left to do",
@@ -36,13 +49,41 @@ without loss: its leases lapse and other workers take its chunks over.
 RUN is a run id in --store, or a run location as burst prints it:
 STORE/runs/ID, for example s3://my-bucket/burst/runs/offset-20261126-0930-1a2b.
 This is what each cloud VM runs; on any machine with access to the store it
-adds workers to a run. Results are not collected here: use burst results.`,
+adds workers to a run. Results are not collected here: use burst results.
+
+--ec2 is for a worker on an EC2 instance (the instances burst launches run
+it from their boot script). The worker reads the instance metadata service
+(IMDSv2): it takes the instance id as its name and puts the id, type and
+availability zone in its heartbeat, and every --notice-poll it looks for
+spot notices:
+  - a spot interruption notice (the instance goes in about two minutes):
+    the worker stops claiming, kills its running tasks, gives its chunks
+    back at once so other workers take them over without waiting for the
+    leases to lapse, and exits with status 3;
+  - a rebalance recommendation (an early warning of a likely interruption):
+    the worker drains: it claims and starts nothing more, lets the running
+    tasks finish for up to --drain, kills the rest, gives its chunks back
+    and exits with status 3.
+Killed tasks are not counted as failed attempts: whoever takes their chunks
+runs them again. When the metadata service is slow or unreachable the
+worker logs it and keeps working. AWS_EC2_METADATA_SERVICE_ENDPOINT points
+it at another metadata service.
+
+Exit status: 0 when nothing is left to claim or the run was cancelled, 1 on
+an error, 2 on bad usage (a run staged by a burst of another protocol
+version among them), 3 when a spot notice stopped the worker.`,
 		Example: `  burst submit job.py --sweep sweep.yaml --store s3://my-bucket/burst --detach
   burst worker s3://my-bucket/burst/runs/job-20261126-093012-1a2b --workers 8
+  burst worker --ec2 s3://my-bucket/burst/runs/job-20261126-093012-1a2b
 `,
 		Args: exactArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.run = args[0]
+			for _, name := range []string{"notice-poll", "drain"} {
+				if cmd.Flags().Changed(name) {
+					o.ec2Only = append(o.ec2Only, "--"+name)
+				}
+			}
 			return runWorker(cmd.Context(), o)
 		},
 	}
@@ -51,6 +92,9 @@ adds workers to a run. Results are not collected here: use burst results.`,
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
 	f.StringVar(&o.workDir, "work-dir", "", "`DIR` for scratch space and the shared-file cache (default: burst in the user cache directory)")
 	f.DurationVar(&o.heartbeat, "heartbeat", 5*time.Second, "how often to report liveness and check for cancel")
+	f.BoolVar(&o.ec2, "ec2", false, "run as the worker of an EC2 instance: name it after the instance, and honour spot interruption notices and rebalance recommendations")
+	f.DurationVar(&o.noticePoll, "notice-poll", 5*time.Second, "with --ec2, how often to look for spot notices")
+	f.DurationVar(&o.drain, "drain", 90*time.Second, "with --ec2, how long running tasks may finish after a rebalance recommendation")
 	return cmd
 }
 
@@ -58,29 +102,98 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 	if o.slots < 1 {
 		return usageErrorf("--workers must be at least 1, got %d", o.slots)
 	}
+	if !o.ec2 && len(o.ec2Only) > 0 {
+		return usageErrorf("%s needs --ec2", o.ec2Only[0])
+	}
+	if o.ec2 && (o.noticePoll <= 0 || o.drain <= 0) {
+		return usageErrorf("--notice-poll and --drain must be positive")
+	}
 	run, _, err := o.g.openRun(ctx, o.run)
 	if err != nil {
-		return err
+		return protocolUsageError(err)
 	}
 	python, err := executor.ResolvePython(o.python)
 	if err != nil {
 		return usageError{err}
 	}
-	id := executor.NewWorkerID()
 	log := slog.Default()
 	if !o.g.verbose {
 		log = slog.New(slog.NewTextHandler(o.g.io.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	log.Info("worker starting", "worker", id, "run", run.Location(), "slots", o.slots, "python", python)
-	local := provision.Local{Slots: o.slots, Python: python, ID: id, Dir: o.workDir, Heartbeat: o.heartbeat, Logger: log}
-	sum, err := local.Run(ctx, run)
-	fmt.Fprintf(o.g.io.Out, "worker %s: %d ok, %d failed\n", id, sum.OK, sum.Failed)
+	dir := o.workDir
+	if dir == "" {
+		dir = provision.DefaultDir()
+	}
+	cfg := executor.Config{
+		Run: run, Slots: o.slots, Python: python, CacheDir: provision.CacheDir(dir),
+		Heartbeat: o.heartbeat, Logger: log,
+	}
+	if o.ec2 {
+		client := imds.New(imds.Options{EnableFallback: aws.FalseTernary}) // IMDSv2 only
+		in, err := lookupInstance(ctx, client, o.identityWait, log)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The notices matter more than the name: work on.
+			log.Warn("no instance identity from the metadata service; working under a generated name", "err", err)
+		} else {
+			cfg.ID, cfg.Instance = in.ID, &in
+		}
+		cfg.Notices = &executor.EC2Notices{API: client, Instance: in.ID}
+		cfg.NoticePoll, cfg.Drain = o.noticePoll, o.drain
+	}
+	if cfg.ID == "" {
+		cfg.ID = executor.NewWorkerID()
+	}
+	cfg.WorkDir = filepath.Join(dir, "work", cfg.ID)
+	defer os.RemoveAll(cfg.WorkDir)
+
+	attrs := []any{"worker", cfg.ID, "run", run.Location(), "slots", o.slots, "python", python}
+	if in := cfg.Instance; in != nil {
+		attrs = append(attrs, "instance_type", in.Type, "zone", in.Zone)
+	}
+	log.Info("worker starting", attrs...)
+	sum, err := executor.Run(ctx, cfg)
+	fmt.Fprintf(o.g.io.Out, "worker %s: %d ok, %d failed\n", cfg.ID, sum.OK, sum.Failed)
+	var notice *executor.NoticeError
 	switch {
 	case errors.Is(err, executor.ErrCancelled):
 		fmt.Fprintf(o.g.io.Out, "run %s was cancelled\n", run.ID)
 		return nil
+	case errors.As(err, &notice):
+		return exitError{code: exitReclaimed, msg: notice.Error()}
 	case err != nil:
-		return err
+		return protocolUsageError(err)
 	}
 	return nil
+}
+
+// protocolUsageError turns a run of another protocol version into a
+// usage error that says so in one line; other errors pass unchanged.
+func protocolUsageError(err error) error {
+	var pe *staging.ProtocolError
+	if errors.As(err, &pe) {
+		return usageErrorf("run %s was staged by a burst with protocol %d; this worker speaks %d: use a matching burst build", pe.Run, pe.Protocol, staging.Protocol)
+	}
+	return err
+}
+
+// lookupInstance reads the instance's identity, trying again for up to
+// wait while the metadata service does not answer (early in boot, or
+// throttled).
+func lookupInstance(ctx context.Context, api executor.MetadataAPI, wait time.Duration, log *slog.Logger) (executor.Instance, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		in, err := executor.LookupInstance(ctx, api)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return in, err
+		}
+		log.Warn("reading the instance identity; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return in, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
