@@ -8,7 +8,7 @@ output "region" {
 }
 
 output "bucket" {
-  description = "config: bucket. Name of the run store bucket."
+  description = "config: store (as s3://BUCKET). Name of the run store bucket."
   value       = aws_s3_bucket.store.id
 }
 
@@ -28,7 +28,7 @@ output "worker_role_arn" {
 }
 
 output "security_group_id" {
-  description = "config: security_group. The workers' security group: no inbound, HTTPS out."
+  description = "config: security_groups (a list of one). The workers' security group: no inbound, HTTPS out."
   value       = aws_security_group.worker.id
 }
 

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// initOptions are the inputs of burst init.
+type initOptions struct {
+	terraformDir string
+	terraformBin string
+	force        bool
+
+	// Settings given as flags; they override the Terraform outputs.
+	region          string
+	store           string
+	instanceProfile string
+	securityGroups  []string
+	subnets         []string
+	ami             string
+}
+
+func newInitCmd(g *globalOptions) *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write the cloud configuration, from burst's Terraform setup or from flags",
+		Long: `Write burst's cloud configuration: the region, the run store bucket, the
+workers' instance profile, security group and subnets that cloud runs use.
+
+With --terraform DIR, the values are the outputs of the account setup in
+burst's terraform/ folder, applied in DIR (burst runs terraform output -json
+there; it changes nothing); the run store is then the whole bucket,
+s3://BUCKET, as the workers' role may use only its runs/ and cas/. Without
+--terraform, give every value as a flag; --store is the run store of cloud
+runs, s3://BUCKET or s3://BUCKET/PREFIX. Flags given beside --terraform
+override its outputs.
+
+The file is $BURST_CONFIG, else burst/config.yaml in the user configuration
+directory (~/.config on Linux), written with mode 0600. Settings that init
+does not set (ami, instance_types, market, budget) are kept from an existing
+file. A file that would change is only replaced with --force; init shows
+what would change. Nothing is checked against AWS.`,
+		Example: `  burst init --terraform ./terraform
+  burst init --terraform ./terraform --force
+  burst init --region eu-west-1 --store s3://my-bucket --instance-profile burst-worker \
+      --security-group sg-0123456789abcdef0 --subnet subnet-0123456789abcdef0`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.store = g.store
+			return runInit(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.terraformDir, "terraform", "", "read the settings from the Terraform outputs of burst's account setup applied in `DIR`")
+	f.StringVar(&o.terraformBin, "terraform-bin", "terraform", "the terraform `PROGRAM` to run (a name on PATH or a path)")
+	f.BoolVar(&o.force, "force", false, "replace an existing configuration that differs")
+	f.StringVar(&o.region, "region", "", "AWS `REGION` of the workers and the bucket")
+	f.StringVar(&o.instanceProfile, "instance-profile", "", "the workers' instance profile `NAME` (or ARN)")
+	f.StringSliceVar(&o.securityGroups, "security-group", nil, "the workers' security group `ID` (repeat, or separate with commas, for several)")
+	f.StringSliceVar(&o.subnets, "subnet", nil, "a subnet `ID` that workers launch into (repeat, or separate with commas, for several)")
+	f.StringVar(&o.ami, "ami", "", "the worker image `ID` (default: the newest burst image of this burst's protocol in the region)")
+	// --store is the global flag; here it is the run store of cloud runs.
+	return cmd
+}
+
+// terraformOutputs maps the outputs of terraform/ (see outputs.tf) to the
+// settings they become.
+var terraformOutputs = []struct{ output, setting string }{
+	{"region", "region"},
+	{"bucket", "store"},
+	{"instance_profile", "instance_profile"},
+	{"security_group_id", "security_groups"},
+	{"subnet_ids", "subnets"},
+}
+
+func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
+	path, err := cloudConfigPath()
+	if err != nil {
+		return err
+	}
+	var next cloudConfig
+	old, oldErr := readCloudConfig(path)
+	exists := !errors.Is(oldErr, errNoCloudConfig)
+	if oldErr == nil {
+		next = old // keep the settings that init does not set
+	}
+
+	source := "flags"
+	if o.terraformDir != "" {
+		tf, err := readTerraform(ctx, o.terraformBin, o.terraformDir)
+		if err != nil {
+			return err
+		}
+		next.Region, next.Store, next.InstanceProfile = tf.Region, tf.Store, tf.InstanceProfile
+		next.SecurityGroups, next.Subnets = tf.SecurityGroups, tf.Subnets
+		source = "terraform output in " + o.terraformDir
+	} else if o.region == "" && o.store == "" && o.instanceProfile == "" && o.securityGroups == nil && o.subnets == nil && o.ami == "" {
+		return usageErrorf("burst init needs --terraform DIR, or the settings as flags: --region, --store, --instance-profile, --security-group, --subnet (see --help)")
+	}
+	if o.region != "" {
+		next.Region = o.region
+	}
+	if o.store != "" {
+		next.Store = o.store
+	}
+	if o.instanceProfile != "" {
+		next.InstanceProfile = o.instanceProfile
+	}
+	if o.securityGroups != nil {
+		next.SecurityGroups = o.securityGroups
+	}
+	if o.subnets != nil {
+		next.Subnets = o.subnets
+	}
+	if o.ami != "" {
+		next.AMI = o.ami
+	}
+	if err := next.validate(); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			return usageErrorf("%s: %s", initSettingSource(ce.Field, o), ce.Msg)
+		}
+		return usageError{err}
+	}
+
+	switch {
+	case oldErr == nil:
+		changes := old.diff(next)
+		if len(changes) == 0 {
+			fmt.Fprintf(g.io.Out, "%s is up to date; nothing changed\n", path)
+			return nil
+		}
+		if !o.force {
+			fmt.Fprintf(g.io.Err, "%s would change:\n", path)
+			printChanges(g.io.Err, changes)
+			return usageErrorf("%s holds a different configuration: rerun with --force to replace it", path)
+		}
+	case exists && !o.force:
+		return usageErrorf("%s exists but is not a valid configuration (%v): rerun with --force to replace it", path, strings.TrimPrefix(oldErr.Error(), path+": "))
+	}
+
+	data, err := next.marshal(fmt.Sprintf("burst cloud configuration, written by burst init from %s\non %s. See burst init --help.", source, time.Now().UTC().Format("2006-01-02 15:04 UTC")))
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
+		return fmt.Errorf("writing configuration: %w", err)
+	}
+	if oldErr == nil {
+		fmt.Fprintf(g.io.Out, "updated %s:\n", path)
+		printChanges(g.io.Out, old.diff(next))
+	} else {
+		fmt.Fprintf(g.io.Out, "wrote %s:\n", path)
+		for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+			if !strings.HasPrefix(line, "#") {
+				fmt.Fprintf(g.io.Out, "  %s\n", line)
+			}
+		}
+	}
+	fmt.Fprintf(g.io.Out, "next: burst image list shows the worker images in %s; burst image build builds one\n", next.Region)
+	return nil
+}
+
+// initSettingSource names where a setting came from, for an error.
+func initSettingSource(setting string, o initOptions) string {
+	flags := map[string]string{
+		"region": "--region", "store": "--store", "instance_profile": "--instance-profile",
+		"security_groups": "--security-group", "subnets": "--subnet", "ami": "--ami",
+	}
+	if o.terraformDir == "" {
+		if f, ok := flags[setting]; ok {
+			return f
+		}
+		return setting
+	}
+	for _, m := range terraformOutputs {
+		if m.setting == setting {
+			return fmt.Sprintf("%s (terraform output %s)", setting, m.output)
+		}
+	}
+	return setting
+}
+
+func printChanges(w io.Writer, changes []configChange) {
+	show := func(s string) string {
+		if s == "" {
+			return "(unset)"
+		}
+		return s
+	}
+	for _, c := range changes {
+		fmt.Fprintf(w, "  %s: %s -> %s\n", c.Field, show(c.Old), show(c.New))
+	}
+}
+
+// readTerraform runs terraform output -json in dir and maps the outputs of
+// burst's account setup to settings. It changes nothing in dir. The result
+// is not validated.
+func readTerraform(ctx context.Context, bin, dir string) (cloudConfig, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return cloudConfig{}, usageErrorf("--terraform %s: not a directory", dir)
+	}
+	prog, err := exec.LookPath(bin)
+	if err != nil {
+		return cloudConfig{}, usageErrorf("terraform not found (%s): install Terraform 1.5 or later (https://developer.hashicorp.com/terraform/install), or pass --terraform-bin PATH, or give the settings as flags (see burst init --help)", bin)
+	}
+	cmd := exec.CommandContext(ctx, prog, "-chdir="+dir, "output", "-json", "-no-color")
+	// No prompts and no update check.
+	cmd.Env = append(os.Environ(), "TF_INPUT=0", "CHECKPOINT_DISABLE=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return cloudConfig{}, ctx.Err()
+		}
+		return cloudConfig{}, fmt.Errorf("%s -chdir=%s output -json -no-color: %v: %s", bin, dir, err, terraformMessage(stderr.String()))
+	}
+	outs, err := parseTerraformOutputs(stdout.Bytes())
+	if err != nil {
+		return cloudConfig{}, fmt.Errorf("terraform output in %s: %w", dir, err)
+	}
+	if len(outs) == 0 {
+		return cloudConfig{}, usageErrorf("terraform in %s has no outputs: apply burst's account setup there first (terraform init && terraform apply; see terraform/README.md)", dir)
+	}
+	var c cloudConfig
+	var missing, wrong []string
+	str := func(name string, dst *string) {
+		v, ok := outs[name]
+		if !ok {
+			missing = append(missing, name)
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil || *dst == "" {
+			wrong = append(wrong, name+" (want a non-empty string)")
+		}
+	}
+	var bucket, sg string
+	str("region", &c.Region)
+	str("bucket", &bucket)
+	str("instance_profile", &c.InstanceProfile)
+	str("security_group_id", &sg)
+	if v, ok := outs["subnet_ids"]; !ok {
+		missing = append(missing, "subnet_ids")
+	} else if err := json.Unmarshal(v, &c.Subnets); err != nil {
+		wrong = append(wrong, "subnet_ids (want a list of strings)")
+	}
+	if len(missing) > 0 {
+		return cloudConfig{}, usageErrorf("terraform in %s lacks the outputs %s: is it burst's terraform/ module, applied with this version of it?", dir, strings.Join(missing, ", "))
+	}
+	if len(wrong) > 0 {
+		return cloudConfig{}, usageErrorf("terraform in %s: unexpected outputs %s", dir, strings.Join(wrong, ", "))
+	}
+	// The workers' role may use the bucket's runs/ and cas/ only, so the
+	// store is the whole bucket.
+	c.Store = "s3://" + bucket
+	c.SecurityGroups = []string{sg}
+	return c, nil
+}
+
+// parseTerraformOutputs decodes the output of terraform output -json: each
+// output's name and its JSON value.
+func parseTerraformOutputs(data []byte) (map[string]json.RawMessage, error) {
+	var raw map[string]struct {
+		Value     json.RawMessage `json:"value"`
+		Sensitive bool            `json:"sensitive"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("not the JSON of terraform output -json: %v", err)
+	}
+	outs := make(map[string]json.RawMessage, len(raw))
+	for name, o := range raw {
+		if len(o.Value) == 0 {
+			return nil, fmt.Errorf("output %s has no value", clipValue(name))
+		}
+		outs[name] = o.Value
+	}
+	return outs, nil
+}
+
+// ansiRe matches terminal colour and style codes.
+var ansiRe = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
+
+// terraformMessage keeps the gist of terraform's error output: its lines
+// with text, joined on one line, without box-drawing characters.
+func terraformMessage(s string) string {
+	var parts []string
+	s = ansiRe.ReplaceAllString(s, "")
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "│╷╵"))
+		if line != "" {
+			parts = append(parts, line)
+		}
+	}
+	if len(parts) == 0 {
+		return "no message"
+	}
+	msg := strings.Join(parts, " ")
+	if len(msg) > 400 {
+		msg = msg[:400] + "..."
+	}
+	return oneLine(msg)
+}
+
+// writeFileAtomic writes data to path with perm, creating its directory
+// (0700), through a temporary file renamed into place so that a reader
+// never sees half a file.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, already gone
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
