@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio check-config test lint bench bench-s3 clean
+.PHONY: demo demo-volume build python minio moto check-config test lint bench bench-s3 clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -38,6 +38,10 @@ lint:
 minio:
 	GO=$(GO) scripts/minio.sh >/dev/null
 
+# moto's server, the EC2 API emulator for the fleet tests, in .cache/moto.
+moto:
+	scripts/moto.sh >/dev/null
+
 # The account setup and the worker image, checked offline: terraform fmt
 # (Terraform built once into .cache/bin) and packer validate (Debian's).
 check-config:
@@ -45,10 +49,11 @@ check-config:
 	scripts/check-images.sh
 
 # Every test: unit, conformance, lease contention, kill -9, pickle round
-# trips against real Python, S3 on MinIO, fuzz seeds, CLI end-to-end
-# scripts, and the offline checks of terraform/ and images/.
-test: python minio lint check-config
-	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test -count=1 -timeout 20m ./...
+# trips against real Python, S3 on MinIO, EC2 on moto, cloud runs end to end
+# (instances booted as local processes), fuzz seeds, CLI end-to-end scripts,
+# and the offline checks of terraform/ and images/.
+test: python minio moto lint check-config
+	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio BURST_MOTO=$(CURDIR)/.cache/moto/bin/moto_server $(GO) test -count=1 -timeout 20m ./...
 
 bench: build python
 	bench/local.sh

@@ -21,6 +21,12 @@ import (
 // be set. The endpoint variables (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_EC2,
 // AWS_ENDPOINT_URL) are honoured by the SDK itself.
 func (g *globalOptions) awsConfig(ctx context.Context) (aws.Config, error) {
+	return g.awsConfigIn(ctx, "")
+}
+
+// awsConfigIn is awsConfig with a region to use when the environment and
+// the profile name none (burst's configuration file names one).
+func (g *globalOptions) awsConfigIn(ctx context.Context, region string) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
 	if g.profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(g.profile))
@@ -28,6 +34,9 @@ func (g *globalOptions) awsConfig(ctx context.Context) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, usageErrorf("loading AWS configuration: %v", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = region
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, usageErrorf("no AWS region: set AWS_REGION, or a region in the profile (aws configure)")
@@ -41,7 +50,7 @@ func (g *globalOptions) ec2Client(ctx context.Context) (provision.EC2API, aws.Co
 	if err != nil {
 		return nil, aws.Config{}, err
 	}
-	return ec2.NewFromConfig(cfg), cfg, nil
+	return newEC2(cfg), cfg, nil
 }
 
 // openS3Store opens the run store at an s3:// URL with the standard AWS
@@ -69,3 +78,6 @@ func (g *globalOptions) openS3Store(ctx context.Context, loc string) (*staging.S
 	}
 	return store, nil
 }
+
+// newEC2 is the one place the real EC2 client is built.
+func newEC2(cfg aws.Config) provision.EC2API { return ec2.NewFromConfig(cfg) }

@@ -5,11 +5,17 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/slicerburst/burst/provision"
 )
 
 // counts is what the progress display shows.
 type counts struct {
 	Total, OK, Failed, Running int
+	// Cloud runs also show their instances and the dollars spent so far.
+	Cloud     bool
+	Instances int
+	Spent     float64
 }
 
 func (c counts) done() int   { return c.OK + c.Failed }
@@ -52,8 +58,12 @@ func (p *progressView) line(c counts, now time.Time) string {
 	if eta >= 0 {
 		etaS = "ETA " + fmtDuration(eta)
 	}
-	return fmt.Sprintf("%d/%d done · %d running · %d failed · %d queued · %.1f tasks/s · %s",
+	text := fmt.Sprintf("%d/%d done · %d running · %d failed · %d queued · %.1f tasks/s · %s",
 		c.done(), c.Total, c.Running, c.Failed, c.queued(), r, etaS)
+	if c.Cloud {
+		text += fmt.Sprintf(" · %s · %s", countOf(c.Instances, "instance"), provision.FormatDollars(c.Spent))
+	}
+	return text
 }
 
 // Update shows c: redrawn at once on a terminal, else printed when the
@@ -104,4 +114,12 @@ func fmtDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
+}
+
+// countOf writes n things: "1 instance", "3 instances".
+func countOf(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

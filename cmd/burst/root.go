@@ -37,10 +37,18 @@ Runs live in a run store that workers coordinate through: a directory (by
 default under the XDG data directory) or an S3 bucket (--store
 s3://BUCKET/PREFIX). A run survives the process that started it, and on S3
 workers on any machine can join it: see worker, status, watch, resume,
-results and logs.`,
+results and logs.
+
+With --cloud aws, submit sends a run to a fleet of EC2 instances that burst
+sizes for the queue within a budget (burst plan quotes it), starts from a
+Slicer image (burst image), and terminates when the run ends; burst down
+and burst gc end what should not be running. burst init writes the
+configuration from the account setup in terraform/.`,
 		Example: `  burst submit examples/mesh-offsets/offset.py --sweep examples/mesh-offsets/sweep.yaml
   burst submit job.py --sweep sweep.yaml --store s3://my-bucket/burst --detach
   burst worker s3://my-bucket/burst/runs/RUN
+  burst plan job.py --sweep sweep.yaml --task-time 40s --budget 5
+  burst submit job.py --sweep sweep.yaml --cloud aws --task-time 40s --budget 5
   burst runs
   burst status RUN
   burst repro RUN 0007`,
@@ -65,6 +73,7 @@ results and logs.`,
 
 	cmd.AddCommand(
 		newSubmitCmd(g),
+		newPlanCmd(g),
 		newResumeCmd(g),
 		newWorkerCmd(g),
 		newRunsCmd(g),
@@ -74,6 +83,10 @@ results and logs.`,
 		newLogsCmd(g),
 		newCancelCmd(g),
 		newReproCmd(g),
+		newDownCmd(g),
+		newGCCmd(g),
+		newInitCmd(g),
+		newImageCmd(g),
 	)
 	return cmd
 }

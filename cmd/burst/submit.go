@@ -37,6 +37,13 @@ type submitOptions struct {
 	json     bool
 	detach   bool
 	leaseTTL time.Duration
+
+	// Cloud runs.
+	cloud string
+	yes   bool
+	ami   string
+	poll  time.Duration
+	plan  planOptions
 }
 
 func newSubmitCmd(g *globalOptions) *cobra.Command {
@@ -62,6 +69,13 @@ configuration (--profile, AWS_REGION, AWS_ENDPOINT_URL_S3 for S3-compatible
 servers). Any machine that reaches the store can add workers to the run
 with burst worker RUN, or follow it with burst status and burst watch.
 
+With --cloud aws the run goes to a fleet of EC2 instances instead, sized
+by the plan flags (--task-time or --probe, --budget, --deadline, --types,
+--market, ...; burst plan shows the same plan without launching), in the
+account and bucket of burst's configuration (burst init). The plan is
+shown and needs a yes (--yes without a terminal); every instance is
+terminated when the run ends, fails or is interrupted.
+
 The script reads its input with pickle.load(sys.stdin.buffer) and writes a
 dict with pickle.dump(result, sys.stdout.buffer); anything it prints to
 stderr is its log. It starts in a scratch directory of its own, removed
@@ -73,7 +87,8 @@ usage or input (nothing is started), 130 when interrupted (burst resume RUN
 carries on).`,
 		Example: `  burst submit offset.py --sweep sweep.yaml
   burst submit filter.py --sweep radii.yaml --shared volume.nrrd --timeout 10m
-  burst submit segment.py --inputs cases/ --workers 4 --out results/`,
+  burst submit segment.py --inputs cases/ --workers 4 --out results/
+  burst submit offset.py --sweep sweep.yaml --cloud aws --task-time 40s --budget 5 --deadline 2h`,
 		Args: exactArgs("SCRIPT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.script = args[0]
@@ -94,6 +109,12 @@ carries on).`,
 	f.BoolVar(&o.detach, "detach", false, "stage the run and exit without running it: burst worker RUN runs it, from any machine that reaches the store")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "how long a worker's claim on a chunk of tasks outlives its last renewal")
 	_ = f.MarkHidden("lease-ttl")
+	f.StringVar(&o.cloud, "cloud", "", "run on a fleet in `CLOUD` instead of here: aws (sized by the plan flags; see burst plan)")
+	f.BoolVarP(&o.yes, "yes", "y", false, "launch the planned fleet without asking")
+	f.StringVar(&o.ami, "ami", "", "worker image `AMI` id (default: the configuration's, else the newest burst image in the region)")
+	f.DurationVar(&o.poll, "poll", 5*time.Second, "how often a cloud run's progress and instances are read")
+	_ = f.MarkHidden("poll")
+	o.plan.addFlags(f)
 	return cmd
 }
 
@@ -213,6 +234,16 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	if o.cloud != "" {
+		return runCloudSubmit(ctx, o)
+	}
+	if o.plan.flags != nil {
+		for _, name := range []string{"yes", "ami", "task-time", "probe", "memory", "budget", "deadline", "max-instances", "max-vcpus", "types", "market", "boot-time"} {
+			if o.plan.flags.Changed(name) {
+				return usageErrorf("--%s is for cloud runs: add --cloud aws", name)
+			}
+		}
+	}
 	python, err := executor.ResolvePython(o.python)
 	if err != nil {
 		return usageError{err}
@@ -229,41 +260,11 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	if err != nil {
 		return err
 	}
-	id := staging.NewRunID(o.script, time.Now())
-	out := o.out
-	if out == "" {
-		out = filepath.Join("burst-results", id)
-	}
-	if abs, err := filepath.Abs(out); err == nil {
-		out = abs
-	}
 	human := o.g.io.Out
 	if o.json {
 		human = o.g.io.Err
 	}
-	run, err := staging.Stage(ctx, store, staging.StageRequest{
-		ScriptPath:  o.script,
-		Inputs:      inputs,
-		SharedPaths: o.shared,
-		Manifest: staging.Manifest{
-			ID:       id,
-			Python:   python,
-			Source:   source,
-			Timeout:  staging.Duration(o.timeout),
-			Retries:  o.retries,
-			LeaseTTL: staging.Duration(o.leaseTTL),
-			Slots:    o.workers,
-			OutDir:   out,
-		},
-		Logger: slog.Default(),
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("staging the run: %w", err)
-	}
-	man, err := run.Manifest(ctx)
+	run, man, out, err := o.stage(ctx, store, inputs, source, python, o.workers)
 	if err != nil {
 		return err
 	}
@@ -278,4 +279,46 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	fmt.Fprintf(human, "run %s: %d tasks from %s, %d workers, %s\n", run.ID, len(man.Tasks), source, o.workers, python)
 	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json}
 	return lr.execute(ctx)
+}
+
+// stage writes a run to store (the script, one pickled input per task, the
+// shared files and the manifest) and returns it with its manifest and the
+// folder its results are collected into. python is the interpreter the
+// workers use; slots the number of tasks the run is planned to run at once.
+func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs []staging.Input, source, python string, slots int) (*staging.Run, *staging.Manifest, string, error) {
+	id := staging.NewRunID(o.script, time.Now())
+	out := o.out
+	if out == "" {
+		out = filepath.Join("burst-results", id)
+	}
+	if abs, err := filepath.Abs(out); err == nil {
+		out = abs
+	}
+	run, err := staging.Stage(ctx, store, staging.StageRequest{
+		ScriptPath:  o.script,
+		Inputs:      inputs,
+		SharedPaths: o.shared,
+		Manifest: staging.Manifest{
+			ID:       id,
+			Python:   python,
+			Source:   source,
+			Timeout:  staging.Duration(o.timeout),
+			Retries:  o.retries,
+			LeaseTTL: staging.Duration(o.leaseTTL),
+			Slots:    slots,
+			OutDir:   out,
+		},
+		Logger: slog.Default(),
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, "", ctx.Err()
+		}
+		return nil, nil, "", fmt.Errorf("staging the run: %w", err)
+	}
+	man, err := run.Manifest(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return run, man, out, nil
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/slicerburst/burst/provision"
+	"github.com/slicerburst/burst/staging"
+)
+
+// cloudSession is what the cloud commands share: the configuration file
+// (when there is one) and the EC2 client in its region.
+type cloudSession struct {
+	cfg    cloudConfig
+	hasCfg bool
+	api    provision.EC2API
+	region string
+}
+
+// openCloud loads burst's configuration and builds the EC2 client. With
+// needConfig false, a missing configuration file is not an error: the
+// region then comes from the AWS configuration alone.
+func (g *globalOptions) openCloud(ctx context.Context, needConfig bool) (*cloudSession, error) {
+	s := &cloudSession{}
+	cfg, err := loadCloudConfig()
+	switch {
+	case err == nil:
+		s.cfg, s.hasCfg = cfg, true
+	case errors.Is(err, errNoCloudConfig) && !needConfig:
+	default:
+		return nil, err
+	}
+	awsCfg, err := g.awsConfigIn(ctx, s.cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	if s.hasCfg && s.cfg.Region != "" && awsCfg.Region != s.cfg.Region {
+		return nil, usageErrorf("AWS region %s is not the region of burst's configuration (%s in %s): unset AWS_REGION or run burst init again", awsCfg.Region, s.cfg.Region, s.cfg.Path)
+	}
+	if awsCfg.Credentials == nil {
+		return nil, usageErrorf("no AWS credentials: configure them (aws configure, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --profile)")
+	}
+	if _, err := awsCfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, usageErrorf("no AWS credentials: configure them (aws configure, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --profile)")
+	}
+	s.api, s.region = newEC2(awsCfg), awsCfg.Region
+	return s, nil
+}
+
+// runIDArg takes a run id from a command argument: an id, or a run
+// location (STORE/runs/ID) as burst prints it.
+func runIDArg(arg string) (string, error) {
+	id := arg
+	if i := strings.LastIndex(arg, "/runs/"); i >= 0 {
+		id = arg[i+len("/runs/"):]
+	}
+	if !staging.ValidID(id) {
+		return "", usageErrorf("%q is neither a run id nor a run location (STORE/runs/ID)", arg)
+	}
+	return id, nil
+}
+
+// teardownProgress reports a wait for termination on w, a line each time
+// the count changes.
+func teardownProgress(w io.Writer) func(provision.TeardownProgress) {
+	last := -1
+	return func(p provision.TeardownProgress) {
+		if p.Terminated != last {
+			fmt.Fprintf(w, "waiting for instances to terminate: %d of %d terminated\n", p.Terminated, p.Total)
+			last = p.Terminated
+		}
+	}
+}
+
+// cleanupContext is the context cleanup runs in: not cancelled with ctx
+// (Ctrl-C is what often starts the cleanup), but bounded.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
+}
+
+// stillRunning says plainly what may still be running when a teardown
+// failed, and how to end it.
+func stillRunning(runID string, err error) error {
+	var sr *provision.StillRunningError
+	if errors.As(err, &sr) && len(sr.IDs) > 0 {
+		return fmt.Errorf("%w\nthese instances may still be running: %s\nend them with: burst down %s (or in the EC2 console)", err, strings.Join(sr.IDs, " "), runID)
+	}
+	return fmt.Errorf("%w\ninstances of run %s may still be running: end them with burst down %s", err, runID, runID)
+}
