@@ -8,12 +8,15 @@ package terraform_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/slicerburst/burst/provision"
 )
 
 // cliActions is every AWS API action that the burst CLI calls, and so exactly
@@ -569,5 +572,21 @@ func TestChecksReportMutations(t *testing.T) {
 				t.Errorf("reported\n  %s\nwant a problem containing %q", strings.Join(got, "\n  "), tc.want)
 			}
 		})
+	}
+}
+
+// TestCLIPolicyCoversEC2API checks the policy against the code: every call
+// of burst's EC2 interface must be an action the CLI policy allows, or the
+// first cloud run fails with access denied.
+func TestCLIPolicyCoversEC2API(t *testing.T) {
+	api := reflect.TypeFor[provision.EC2API]()
+	if api.NumMethod() == 0 {
+		t.Fatal("provision.EC2API has no methods")
+	}
+	for i := range api.NumMethod() {
+		action := "ec2:" + api.Method(i).Name
+		if !slices.Contains(cliActions, action) {
+			t.Errorf("burst calls %s, which the CLI policy does not allow", action)
+		}
 	}
 }
