@@ -135,10 +135,11 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 		}
 
 		// Every chunk left has a lease: look for released and lapsed ones.
-		lists, failed := c.stats.Lists, c.stats.Failed
+		lists := c.stats.Lists
 		if err := c.refresh(ctx, 0, len(c.chunks)); err != nil {
 			return nil, err
 		}
+		c.stats.EndgameLists += c.stats.Lists - lists
 		now := c.nowFunc()
 		// Waiting for the whole run, look again every poll; waiting only
 		// for suspect leases, when they may have lapsed.
@@ -158,7 +159,9 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 				!unread && !v.expires.IsZero() && !now.Before(v.expires):
 				// Released, overdue for renewal, or lapsed since it was
 				// read: claim it, or learn when it lapses.
+				failed := c.stats.Failed
 				held, err := c.claim(ctx, i)
+				c.stats.EndgameFailed += c.stats.Failed - failed
 				if held != nil || err != nil {
 					return held, err
 				}
@@ -177,8 +180,6 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 				next = minTime(next, v.written.Add(c.ttl/2+time.Second))
 			}
 		}
-		c.stats.EndgameLists += c.stats.Lists - lists
-		c.stats.EndgameFailed += c.stats.Failed - failed
 		if c.left == 0 {
 			break
 		}
