@@ -406,6 +406,45 @@ func TestCloud(t *testing.T) {
 		}
 	})
 
+	// Ctrl-C: the CLI terminates the fleet, waits until it is gone, and
+	// says how to finish the run.
+	t.Run("interrupted", func(t *testing.T) {
+		script, sweep := c.writeSweep("stopped", 40, 2*time.Second)
+		out := filepath.Join(c.dir, "stopped")
+		cmd, buf, id := c.startCLI(t, c.cloudArgs(script, sweep, out, "--task-time", "10s"), 2)
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, cmd, buf, 2*time.Minute); code != 130 {
+			t.Fatalf("exit %d, want 130:\n%s", code, buf.String())
+		}
+		if ids := c.live(id); len(ids) > 0 {
+			t.Errorf("the CLI exited with instances still running: %v\n%s", ids, buf.String())
+		}
+		if !strings.Contains(buf.String(), "burst worker s3://") {
+			t.Errorf("no word on how to finish the run:\n%s", buf.String())
+		}
+		// The harness sees the terminations at its next poll.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := c.harness.WaitUntil(ctx, func(all []fleetsim.Instance) bool {
+			for _, in := range all {
+				if in.Running && c.instanceOf(in.ID) == id {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range c.harness.Instances() {
+			if c.instanceOf(in.ID) == id && in.TerminatedBy != fleetsim.ByAPI {
+				t.Errorf("instance %s ended by %q, not by the CLI", in.ID, in.TerminatedBy)
+			}
+		}
+	})
+
 	// burst gc ends instances of ended runs and expired ones, keeps those
 	// of live runs; burst down ends a run's instances. Both are
 	// idempotent.
