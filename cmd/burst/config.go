@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/slicerburst/burst/internal/typo"
 	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 )
@@ -344,7 +345,7 @@ func nearestField(key string) string {
 	best, bestD := "", 3
 	k := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
 	for _, f := range configFields {
-		if d := editDistance(k, f.name); d < bestD {
+		if d := typo.Distance(k, f.name); d < bestD {
 			best, bestD = f.name, d
 		}
 		// security_group for security_groups, subnet for subnets.
@@ -353,31 +354,6 @@ func nearestField(key string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between short strings; long
-// ones are simply far apart.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 var (

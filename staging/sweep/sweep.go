@@ -52,6 +52,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/slicerburst/burst/internal/typo"
 	"github.com/slicerburst/burst/staging/pickle"
 )
 
@@ -323,32 +324,11 @@ func suggest(key any) string {
 	}
 	k = strings.ToLower(k)
 	for _, s := range sections {
-		if editDistance(k, s) <= 2 {
+		if typo.Distance(k, s) <= 2 {
 			return fmt.Sprintf(" (did you mean %q?)", s)
 		}
 	}
 	return ""
-}
-
-// editDistance returns the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // define records parameter name, from section, at key node kn and path p,
