@@ -16,9 +16,10 @@ import (
 // what it needs from listings of the leases (a hundred chunks a request)
 // rather than by reading each one.
 //
-// While some chunks have no lease, it lists a block of leases chosen at
-// random near the first such chunk, and tries one unleased chunk of that
-// block at random: workers starting together spread out, and the run still
+// While some chunks have no lease, it lists the block of leases of a chunk
+// drawn at random, by size, from a window of eight times the run's slots
+// after the first such chunk, and tries one unleased chunk of that block
+// at random: workers starting together spread out, and the run still
 // proceeds roughly in order (large chunks first, as planned).
 //
 // When every chunk has a lease, it lists them all. A chunk with a done
@@ -83,7 +84,7 @@ func NewClaimer(run *staging.Run, man *staging.Manifest, worker string, poll tim
 	n := len(man.Chunks)
 	return &Claimer{
 		run: run, man: man, worker: worker, ttl: man.LeaseTTL.D(), poll: poll, wait: wait,
-		window: max(2, 4*man.Slots),
+		window: max(2, 8*man.Slots),
 		chunks: make([]chunkView, n), left: n,
 		nowFunc: time.Now,
 	}
@@ -111,15 +112,11 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 		// and try its unleased chunks, from the listing just made.
 		c.advance()
 		if c.low < len(c.chunks) {
-			// The block of a random chunk not known to be leased: blocks
-			// with more such chunks are listed more often.
-			var open []int
-			for i := c.low; i < min(c.low+c.window, len(c.chunks)); i++ {
-				if v := c.chunks[i]; !v.done && v.written.IsZero() {
-					open = append(open, i)
-				}
-			}
-			b := open[mrand.IntN(len(open))] / leaseBlock
+			// The block of a random chunk not known to be leased, drawn
+			// by its size: workers spread over the window, and the large
+			// chunks still tend to go first, as guided self-scheduling
+			// wants (a large chunk started late ends the run late).
+			b := c.pick() / leaseBlock
 			if err := c.refresh(ctx, b*leaseBlock, (b+1)*leaseBlock); err != nil {
 				return nil, err
 			}
@@ -193,6 +190,27 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 		}
 	}
 	return nil, nil
+}
+
+// pick draws a chunk not known to be leased from the window, with
+// probability in proportion to its tasks. There is one: the chunk at low.
+func (c *Claimer) pick() int {
+	total := 0
+	end := min(c.low+c.window, len(c.chunks))
+	for i := c.low; i < end; i++ {
+		if v := c.chunks[i]; !v.done && v.written.IsZero() {
+			total += c.man.Chunks[i].Len()
+		}
+	}
+	r := mrand.IntN(max(total, 1))
+	for i := c.low; i < end; i++ {
+		if v := c.chunks[i]; !v.done && v.written.IsZero() {
+			if r -= c.man.Chunks[i].Len(); r < 0 {
+				return i
+			}
+		}
+	}
+	return c.low
 }
 
 // claimFresh tries chunk i, seen without a lease, and records what it found.
