@@ -367,6 +367,7 @@ func TestCloud(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", code, buf.String())
 		}
 		checkResults(t, out, 24)
+		c.waitEnded(t, id)
 		in, _ := c.harness.Instance(victim)
 		if in.Interrupted.IsZero() || in.Terminated.IsZero() {
 			t.Errorf("instance %s: interrupted %v, terminated %v", victim, in.Interrupted, in.Terminated)
@@ -399,6 +400,7 @@ func TestCloud(t *testing.T) {
 			t.Fatalf("burst results: exit %d\n%s%s", code, stdout, stderr)
 		}
 		checkResults(t, out, 16)
+		c.waitEnded(t, id)
 		for _, in := range c.harness.Instances() {
 			if c.instanceOf(in.ID) == id && in.TerminatedBy != fleetsim.ByShutdown {
 				t.Errorf("instance %s ended by %q, not by shutting itself down", in.ID, in.TerminatedBy)
@@ -424,20 +426,7 @@ func TestCloud(t *testing.T) {
 		if !strings.Contains(buf.String(), "burst worker s3://") {
 			t.Errorf("no word on how to finish the run:\n%s", buf.String())
 		}
-		// The harness sees the terminations at its next poll.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := c.harness.WaitUntil(ctx, func(all []fleetsim.Instance) bool {
-			for _, in := range all {
-				if in.Running && c.instanceOf(in.ID) == id {
-					return false
-				}
-			}
-			return true
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c.waitEnded(t, id)
 		for _, in := range c.harness.Instances() {
 			if c.instanceOf(in.ID) == id && in.TerminatedBy != fleetsim.ByAPI {
 				t.Errorf("instance %s ended by %q, not by the CLI", in.ID, in.TerminatedBy)
@@ -559,6 +548,26 @@ func (c *cloudEnv) startCLI(t *testing.T, args []string, instances int) (*exec.C
 		t.Fatalf("%d instances did not boot: %v\n%s", instances, err, out.String())
 	}
 	return cmd, out, id
+}
+
+// waitEnded waits until the harness has recorded why each instance of
+// the run ended: it sees terminations made through the API at its next
+// poll.
+func (c *cloudEnv) waitEnded(t *testing.T, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.harness.WaitUntil(ctx, func(all []fleetsim.Instance) bool {
+		for _, in := range all {
+			if in.TerminatedBy == "" && c.instanceOf(in.ID) == id {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("instances of run %s not seen ended: %v", id, err)
+	}
 }
 
 // instanceOf returns the run an instance was launched for.
