@@ -27,19 +27,28 @@ func (g *globalOptions) awsConfig(ctx context.Context) (aws.Config, error) {
 // awsConfigIn is awsConfig with a region to use when the environment and
 // the profile name none (burst's configuration file names one).
 func (g *globalOptions) awsConfigIn(ctx context.Context, region string) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
-	if g.profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(g.profile))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := g.loadAWS(ctx)
 	if err != nil {
-		return aws.Config{}, usageErrorf("loading AWS configuration: %v", err)
+		return aws.Config{}, err
 	}
 	if cfg.Region == "" {
 		cfg.Region = region
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, usageErrorf("no AWS region: set AWS_REGION, or a region in the profile (aws configure)")
+	}
+	return cfg, nil
+}
+
+// loadAWS loads the standard AWS configuration with --profile and opts,
+// without requiring a region.
+func (g *globalOptions) loadAWS(ctx context.Context, opts ...func(*config.LoadOptions) error) (aws.Config, error) {
+	if g.profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(g.profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, usageErrorf("loading AWS configuration: %v", err)
 	}
 	return cfg, nil
 }

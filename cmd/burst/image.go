@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/images"
@@ -436,9 +435,9 @@ func (g *globalOptions) cloudRegion(ctx context.Context, flag string) (string, e
 	if !errors.Is(err, errNoCloudConfig) {
 		return "", err
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, g.awsConfigOptions()...)
+	cfg, err := g.loadAWS(ctx)
 	if err != nil {
-		return "", usageErrorf("loading AWS configuration: %v", err)
+		return "", err
 	}
 	if cfg.Region == "" {
 		return "", usageErrorf("no AWS region: pass --region, run burst init, or set AWS_REGION")
@@ -446,21 +445,12 @@ func (g *globalOptions) cloudRegion(ctx context.Context, flag string) (string, e
 	return cfg.Region, nil
 }
 
-func (g *globalOptions) awsConfigOptions() []func(*config.LoadOptions) error {
-	var opts []func(*config.LoadOptions) error
-	if g.profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(g.profile))
-	}
-	return opts
-}
-
 // ec2ClientIn builds an EC2 client for region with the standard AWS
 // configuration otherwise (see awsConfig).
 func (g *globalOptions) ec2ClientIn(ctx context.Context, region string) (images.DescribeImagesAPI, error) {
-	opts := append(g.awsConfigOptions(), config.WithRegion(region))
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := g.loadAWS(ctx, config.WithRegion(region))
 	if err != nil {
-		return nil, usageErrorf("loading AWS configuration: %v", err)
+		return nil, err
 	}
-	return ec2.NewFromConfig(cfg), nil
+	return newEC2(cfg), nil
 }
