@@ -43,10 +43,7 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 	if err != nil {
 		return err
 	}
-	o.applyConfigDefaults(cs.cfg)
-	if err := o.plan.validate(); err != nil {
-		return err
-	}
+	o.applyConfigDefaults(cs.cfg) // checked again when planning
 	storeLoc := cs.cfg.Store
 	if o.g.store != "" {
 		storeLoc = o.g.store
@@ -169,6 +166,13 @@ type cloudSummary struct {
 }
 
 func (c *cloudRun) execute(ctx context.Context) error {
+	// Results are collected as they arrive; an --out that cannot take
+	// them is found out before any money is spent.
+	coll, err := staging.NewCollector(c.run, c.man, c.out)
+	if err != nil {
+		return err
+	}
+	defer coll.Close()
 	start := time.Now()
 	deadline := provision.HardDeadline(start, c.chosen, c.plan.Budget)
 	ud, err := provision.UserData(provision.UserDataSpec{
@@ -228,7 +232,7 @@ func (c *cloudRun) execute(ctx context.Context) error {
 	}
 
 	meter := provision.NewMeter(launched.Instances)
-	state, followErr := c.follow(ctx, meter, start)
+	state, followErr := c.follow(ctx, coll, meter, start)
 	downErr := c.down(ctx)
 	now := time.Now()
 	if list, err := provision.RunInstances(context.WithoutCancel(ctx), c.cs.api, c.run.ID, slog.Default()); err == nil {
@@ -238,10 +242,6 @@ func (c *cloudRun) execute(ctx context.Context) error {
 	// Collect what the fleet finished.
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
-	coll, err := staging.NewCollector(c.run, c.man, c.out)
-	if err != nil {
-		return err
-	}
 	prog, collErr := c.run.ReadProgress(cctx, c.man)
 	if collErr == nil {
 		_, collErr = coll.CollectAll(cctx, prog)
@@ -293,13 +293,8 @@ const (
 // until it is done or cancelled, every instance has ended, the budget is
 // spent, or ctx ends. It returns a state when the run stopped for a
 // reason of the fleet's.
-func (c *cloudRun) follow(ctx context.Context, meter *provision.Meter, start time.Time) (string, error) {
+func (c *cloudRun) follow(ctx context.Context, coll *staging.Collector, meter *provision.Meter, start time.Time) (string, error) {
 	io := c.o.g.io
-	coll, err := staging.NewCollector(c.run, c.man, c.out)
-	if err != nil {
-		return "", err
-	}
-	defer coll.Close()
 	view := newProgressView(c.human, io.OutTTY && !c.o.json, io.Width, 0)
 	view.every = max(10*time.Second, c.o.poll)
 	budget := c.plan.Budget
