@@ -104,6 +104,14 @@ func (c *Collector) Has(task string) bool {
 	return ok
 }
 
+// Line returns a collected task's results.jsonl line.
+func (c *Collector) Line(task string) (ResultLine, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.lines[task]
+	return l, ok
+}
+
 // Count returns how many tasks are collected.
 func (c *Collector) Count() int {
 	c.mu.Lock()

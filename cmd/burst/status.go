@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -92,55 +94,197 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 	return nil
 }
 
+// watchOptions are burst watch's flags.
+type watchOptions struct {
+	every time.Duration
+	json  bool
+	out   string
+	grace time.Duration
+}
+
 func newWatchCmd(g *globalOptions) *cobra.Command {
-	var every time.Duration
+	var o watchOptions
 	cmd := &cobra.Command{
 		Use:   "watch RUN",
 		Short: "Follow a run's progress until it ends",
 		Long: `Show a run's progress live, read from the store alone, until it is done,
-cancelled, or stopped with nobody working on it.`,
+cancelled, or stopped with nobody working on it (after --grace, for
+workers that are still starting).
+
+With --json, watch collects each task into --out as it finishes (as burst
+results does) and prints one JSON line for it on stdout, those already
+finished first: the task's results.jsonl line (task, status, params,
+output, error, attempts, duration_s, max_rss_kb) with output_file, the
+path of its pickled output (ok tasks), and stderr_file, the path of its
+last stderr (failed tasks). Every finished task is printed once; nothing
+else is printed on stdout. burst status RUN --json tells the final state.
+
+Exit status: 0 when the run ended with no failed task, 1 when some failed
+(or watching failed), 2 for bad usage.`,
+		Example: `  burst watch offset-20261126-093012-1a2b
+  burst watch s3://my-bucket/burst/runs/offset-20261126-093012-1a2b --json --out res/`,
 		Args: exactArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runWatch(cmd.Context(), g, args[0], every)
+			return runWatch(cmd.Context(), g, args[0], o)
 		},
 	}
-	cmd.Flags().DurationVar(&every, "every", 2*time.Second, "how often to read the store")
+	f := cmd.Flags()
+	f.DurationVar(&o.every, "every", 2*time.Second, "how often to read the store")
+	f.BoolVar(&o.json, "json", false, "print one JSON line per finished task, collecting it into --out")
+	f.StringVarP(&o.out, "out", "o", "", "with --json, `DIR` to collect into (default: where submit collected, else ./burst-results/RUN)")
+	f.DurationVar(&o.grace, "grace", 0, "how long to keep following a run that nobody is working on, for workers still starting")
 	return cmd
 }
 
-func runWatch(ctx context.Context, g *globalOptions, arg string, every time.Duration) error {
-	if every < 100*time.Millisecond {
+func runWatch(ctx context.Context, g *globalOptions, arg string, o watchOptions) error {
+	if o.every < 100*time.Millisecond {
 		return usageErrorf("--every must be at least 100ms")
+	}
+	if o.grace < 0 {
+		return usageErrorf("--grace must not be negative")
+	}
+	if o.out != "" && !o.json {
+		return usageErrorf("--out is for --json")
 	}
 	run, man, err := g.openRun(ctx, arg)
 	if err != nil {
 		return err
 	}
-	var view *progressView
+	var (
+		view   *progressView
+		tasks  *taskStream
+		since  time.Time // when the run was first seen stopped
+		failed bool
+	)
+	if o.json {
+		if tasks, err = newTaskStream(g, run, man, o.out); err != nil {
+			return err
+		}
+		defer tasks.close()
+	}
 	for {
 		p, err := run.ReadProgress(ctx, man)
 		if err != nil {
 			return err
 		}
-		c := counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running}
-		if view == nil {
-			view = newProgressView(g.io.Out, g.io.OutTTY, g.io.Width, c.done())
-			view.every = every * 5
-		}
-		view.Update(c)
-		if p.State != staging.StateRunning {
-			view.Done(c)
-			fmt.Fprintf(g.io.Out, "run %s %s: %d ok, %d failed of %d\n", run.ID, p.State, p.OK, p.Failed, p.Total)
-			if p.Failed > 0 {
-				return exitError{code: exitTaskFailed}
+		ended := p.State != staging.StateRunning
+		if p.State == staging.StateStopped {
+			if since.IsZero() {
+				since = time.Now()
 			}
-			return nil
+			ended = time.Since(since) >= o.grace
+		} else {
+			since = time.Time{}
+		}
+		failed = p.Failed > 0
+		if tasks != nil {
+			if err := tasks.emit(ctx, p); err != nil {
+				return err
+			}
+		} else {
+			c := counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running}
+			if view == nil {
+				view = newProgressView(g.io.Out, g.io.OutTTY, g.io.Width, c.done())
+				view.every = o.every * 5
+			}
+			view.Update(c)
+			if ended {
+				view.Done(c)
+				fmt.Fprintf(g.io.Out, "run %s %s: %d ok, %d failed of %d\n", run.ID, p.State, p.OK, p.Failed, p.Total)
+			}
+		}
+		if ended {
+			break
 		}
 		select {
 		case <-ctx.Done():
-			view.Done(c)
+			if view != nil {
+				view.Done(counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running})
+			}
 			return ctx.Err()
-		case <-time.After(every):
+		case <-time.After(o.every):
 		}
 	}
+	if tasks != nil {
+		if err := tasks.close(); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return exitError{code: exitTaskFailed}
+	}
+	return nil
+}
+
+// taskLine is one line of burst watch --json: a task's results.jsonl line
+// and where its files were collected.
+type taskLine struct {
+	staging.ResultLine
+	OutputFile string `json:"output_file,omitempty"`
+	StderrFile string `json:"stderr_file,omitempty"`
+}
+
+// taskStream collects a run's finished tasks into a directory and prints
+// each once, as a JSON line.
+type taskStream struct {
+	g       *globalOptions
+	man     *staging.Manifest
+	coll    *staging.Collector
+	out     string
+	enc     *json.Encoder
+	printed map[string]bool
+}
+
+func newTaskStream(g *globalOptions, run *staging.Run, man *staging.Manifest, out string) (*taskStream, error) {
+	if out == "" {
+		out = man.OutDir
+	}
+	if out == "" {
+		out = filepath.Join("burst-results", run.ID)
+	}
+	if abs, err := filepath.Abs(out); err == nil {
+		out = abs
+	}
+	coll, err := staging.NewCollector(run, man, out)
+	if err != nil {
+		return nil, err
+	}
+	return &taskStream{g: g, man: man, coll: coll, out: out, enc: json.NewEncoder(g.io.Out), printed: map[string]bool{}}, nil
+}
+
+// emit collects and prints, in task order, the tasks finished in p that
+// were not printed yet.
+func (s *taskStream) emit(ctx context.Context, p staging.Progress) error {
+	for _, id := range s.man.Tasks {
+		if !p.Finished[id] || s.printed[id] {
+			continue
+		}
+		if err := s.coll.Collect(ctx, id, nil); err != nil {
+			return fmt.Errorf("collecting results: %w", err)
+		}
+		l, ok := s.coll.Line(id)
+		if !ok {
+			return fmt.Errorf("collecting results: task %s was not collected", id)
+		}
+		tl := taskLine{ResultLine: l}
+		if l.Status == staging.StatusOK {
+			tl.OutputFile = s.coll.OutputPath(id)
+		} else {
+			tl.StderrFile = filepath.Join(s.out, "failed", id, "stderr.log")
+		}
+		if err := s.enc.Encode(tl); err != nil {
+			return fmt.Errorf("writing to stdout: %w", err)
+		}
+		s.printed[id] = true
+	}
+	return nil
+}
+
+// close writes the collected results.jsonl in task order; calling it again
+// does nothing.
+func (s *taskStream) close() error {
+	if err := s.coll.Close(); err != nil {
+		return fmt.Errorf("collecting results: %w", err)
+	}
+	return nil
 }
