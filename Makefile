@@ -7,13 +7,13 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio moto check-config test lint bench bench-s3 clean
+.PHONY: demo demo-volume build python minio moto check-config test test-python lint bench bench-s3 clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
 
 python: $(PYTHON)
-$(PYTHON): requirements.txt scripts/setup-python.sh
+$(PYTHON): requirements.txt scripts/setup-python.sh python/pyproject.toml
 	scripts/setup-python.sh
 	@touch $(PYTHON)
 
@@ -51,9 +51,15 @@ check-config:
 # Every test: unit, conformance, lease contention, kill -9, pickle round
 # trips against real Python, S3 on MinIO, EC2 on moto, cloud runs end to end
 # (instances booted as local processes), fuzz seeds, CLI end-to-end scripts,
-# and the offline checks of terraform/ and images/.
-test: python minio moto lint check-config
+# the offline checks of terraform/ and images/, and the Python package's
+# tests (client, Processes drop-in, data helpers) against the built binary.
+test: build python minio moto lint check-config
 	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio BURST_MOTO=$(CURDIR)/.cache/moto/bin/moto_server $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-python
+
+# The Python package's tests alone.
+test-python: build python minio
+	cd python && BURST_BIN=$(CURDIR)/$(BURST) BURST_MINIO=$(CURDIR)/.cache/bin/minio $(CURDIR)/$(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 bench: build python
 	bench/local.sh
