@@ -270,8 +270,10 @@ class Run:
         st = self.status()
         if self._worker is not None and st["state"] != "running":
             try:  # it exits once nothing is left to claim: reap it
-                self._worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+                if self._worker.wait(timeout=10) == 0 and self._worker_log:
+                    os.remove(self._worker_log)
+                    self._worker_log = None
+            except (subprocess.TimeoutExpired, OSError):
                 pass
         unfinished = st["total"] - st["ok"] - st["failed"]
         if st["state"] != "done":
@@ -402,7 +404,8 @@ def submit(
     if warm is not None:
         if not has_flag("submit", "--warm"):
             raise UsageError(f"warm= needs a burst with submit --warm; {bin_} has none")
-        args += ["--warm", str(warm).lower() if isinstance(warm, bool) else str(warm)]
+        # --warm=VALUE: a value the flag takes whether it is a bool or not.
+        args.append(f"--warm={str(warm).lower() if isinstance(warm, bool) else warm}")
     outdir = os.path.abspath(os.fspath(out)) if out is not None else tempfile.mkdtemp(prefix="burst-")
     args += ["--out", outdir]
 

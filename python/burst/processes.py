@@ -36,8 +36,9 @@ import json
 import logging
 import os
 import queue
+import shutil
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ._cli import BurstError
 from .client import Run, Task, submit
@@ -202,6 +203,7 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
         self._node: Optional[_ParameterNode] = None
         self._events: "queue.Queue[tuple]" = queue.Queue()
         self._groups: List[_Group] = []
+        self._started: Set[int] = set()  # ids of the processes submitted
         self._groupsOpen = 0
         self._timer: Any = None
         self._completed = False
@@ -259,8 +261,7 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
         on the caller's thread: by a ``qt.QTimer`` when Qt is there, else by
         :meth:`waitForFinished`.
         """
-        started = {id(p) for g in self._groups for p in g.processes}
-        todo = [p for p in self.processLists["Pending"] if id(p) not in started]
+        todo = [p for p in self.processLists["Pending"] if id(p) not in self._started]
         if not todo:
             self.__checkFinished()
             return
@@ -275,6 +276,7 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
                 inputs.append(p.prepareProcessInput())
                 group.byTask[f"{i:0{max(4, len(str(len(processes) - 1)))}d}"] = p
             self._groups.append(group)
+            self._started.update(id(p) for p in processes)
             self._groupsOpen += 1
             t = threading.Thread(
                 target=self._follow, args=(group, inputs),
@@ -290,7 +292,7 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
         thread (runs in the background)."""
         try:
             where = dict(self.where)
-            if "workers" not in where and self.maximumRunningProcesses:
+            if "workers" not in where and "cloud" not in where:
                 where["workers"] = self.maximumRunningProcesses
             group.run = submit(group.scriptPath, inputs=inputs, **where)
             for task in group.run.as_completed():
@@ -349,6 +351,9 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
                     log.error("%s: did not finish in run %s", p.name, group.run.id if group.run else "?")
                     p.success = False
                     self.onProcessFinished(p)
+            if group.run is not None and "out" not in self.where:
+                # Every output was handed over: the collected copies go.
+                shutil.rmtree(group.run.out, ignore_errors=True)
             self._groupsOpen -= 1
             self.__checkFinished()
 
@@ -383,16 +388,15 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
     def __refill(self) -> None:
         """Show up to maximumRunningProcesses started processes as running,
         taking pending ones from the end, as the Processes module does."""
-        started = {id(p) for g in self._groups for p in g.processes}
         pending = self.processLists["Pending"]
-        while len(self.processLists["Running"]) < self.maximumRunningProcesses:
-            ready = [p for p in pending if id(p) in started]
-            if not ready:
-                break
-            p = ready[-1]
-            pending.remove(p)
-            p.processState = "Running"
-            self.processLists["Running"].append(p)
+        i = len(pending) - 1
+        while len(self.processLists["Running"]) < self.maximumRunningProcesses and i >= 0:
+            p = pending[i]
+            if id(p) in self._started:
+                del pending[i]
+                p.processState = "Running"
+                self.processLists["Running"].append(p)
+            i -= 1
 
     def __checkFinished(self) -> None:
         if self.processLists["Running"] or self.processLists["Pending"] or self._groupsOpen > 0:
