@@ -145,6 +145,19 @@ def test_volume_test_without_qt(env: Path, no_qt: None) -> None:
                              "Completed": logic.state()["Completed"]}
 
 
+def test_volume_test_on_s3(s3_store: str, no_qt: None) -> None:
+    """store= sends the processes' run to an S3 store (MinIO); the outputs
+    come back all the same."""
+    ex = load_example()
+    done: List[int] = []
+    logic, volumes = ex.test_VolumeProcesses(lambda l, v: done.append(len(v)), store=s3_store)
+    logic.waitForFinished()
+    assert done == [5] and sorted(volumes) == [f"Filter {r}" for r in range(5)]
+    [run] = logic.runs()
+    assert run.location.startswith(s3_store + "/runs/")
+    assert run.status()["ok"] == 5
+
+
 CRASH = """
 import pickle, sys
 pickle.load(sys.stdin.buffer)
