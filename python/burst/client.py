@@ -366,6 +366,10 @@ def submit(
             ``PATH``, else ``python3``).
         warm: passed as ``--warm`` where the CLI has that flag.
 
+    The run goes on in the background, as ``burst worker`` on this machine
+    (or the fleet of ``cloud``), whatever this process does: an interrupted
+    wait leaves it running, and :meth:`Run.cancel` stops it.
+
     Raises:
         UsageError: bad arguments, or the CLI refused them (exit status 2).
         BurstNotFound: no burst binary.
