@@ -161,6 +161,10 @@ class Run:
             RunFailed: when this machine's worker for the run fails.
             BurstError: when following the run fails.
         """
+        return self._follow(timeout, load=True)
+
+    def _follow(self, timeout: Optional[float], load: bool) -> Iterator[Task]:
+        """as_completed, unpickling each output only with load."""
         deadline = None if timeout is None else time.monotonic() + timeout
         errlog = tempfile.TemporaryFile(mode="w+")
         cmd = [
@@ -197,7 +201,7 @@ class Run:
                 if line is None:
                     break
                 if line.strip():
-                    yield self._task(json.loads(line))
+                    yield self._task(json.loads(line), load)
             rc = proc.wait()
             if rc not in (0, 1):
                 errlog.seek(0)
@@ -230,10 +234,10 @@ class Run:
             raise err
         raise RunFailed(f"run {self.id}: the worker on this machine failed: {err}", w.returncode)
 
-    def _task(self, line: Mapping[str, Any]) -> Task:
+    def _task(self, line: Mapping[str, Any], load: bool = True) -> Task:
         tid = line["task"]
         output = None
-        if line.get("status") == "ok" and line.get("output_file"):
+        if load and line.get("status") == "ok" and line.get("output_file"):
             with open(line["output_file"], "rb") as f:
                 output = pickle.load(f)
         t = Task(

@@ -295,7 +295,8 @@ class ProcessesLogic(_LogicBase):  # type: ignore[misc,valid-type]
             if "workers" not in where and "cloud" not in where:
                 where["workers"] = self.maximumRunningProcesses
             group.run = submit(group.scriptPath, inputs=inputs, **where)
-            for task in group.run.as_completed():
+            # Outputs are unpickled by useProcessOutput, on the caller's thread.
+            for task in group.run._follow(None, load=False):
                 self._events.put(("task", group, task))
             group.run._conclude(check=False)
         except BaseException as e:  # reported on the caller's thread

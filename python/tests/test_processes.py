@@ -270,6 +270,21 @@ def test_timeout_and_cancel(env: Path, no_qt: None) -> None:
     assert sorted(logic.state()["Failed"]) == ["sleep 60", "sleep 60"]
 
 
+def test_missing_binary_fails_every_process(
+    env: Path, no_qt: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a burst binary the processes fail, the reason is logged once
+    per script, and the callback still fires once."""
+    monkeypatch.setenv("BURST_BIN", str(env / "no-such-burst"))
+    ex = load_example()
+    done: List[dict] = []
+    logic, _ = ex.test_VolumeProcesses(lambda l, v: done.append(l.state()))
+    logic.waitForFinished()
+    assert len(done) == 1 and len(done[0]["Failed"]) == 5 and done[0]["Completed"] == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert sum("no-such-burst is not an executable file" in m for m in errors) == 1, errors
+
+
 def test_refuses_subclasses_that_start_or_stream() -> None:
     """A subclass that overrides how a process is started or streamed, or
     connects to its signals, is refused with an error naming the class."""
