@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from ._cli import (
-    BurstError,
     RunFailed,
     Timeout,
     UsageError,

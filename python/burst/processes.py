@@ -40,7 +40,6 @@ import shutil
 import threading
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from ._cli import BurstError
 from .client import Run, Task, submit
 
 __all__ = ["Process", "ProcessesLogic"]

@@ -15,7 +15,6 @@ import types
 from pathlib import Path
 from typing import Any, Callable, List
 
-import numpy as np
 import pytest
 from vtk.util.numpy_support import vtk_to_numpy
 
