@@ -161,12 +161,37 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// armScript is the script that arms an instance's hard deadline: it
+// schedules `shutdown -h +M` for the deadline, M whole minutes from the
+// clock now (rounded down, at least 1), or, when the deadline has passed,
+// calls `shutdown -h now` and exits 1. It holds the deadline as an
+// absolute UTC instant, so it is right at any boot.
+func armScript(deadline time.Time) string {
+	return fmt.Sprintf(`#!/bin/sh
+# burst: arms the run's hard deadline (%s); runs at every boot.
+deadline=%d
+now=$(date +%%s)
+if [ "$now" -ge "$deadline" ]; then
+  echo "burst-boot: the run's deadline has passed: shutting down now" >&2
+  shutdown -h now
+  exit 1
+fi
+minutes=$(( (deadline - now) / 60 ))
+if [ "$minutes" -lt 1 ]; then minutes=1; fi
+echo "burst-boot: deadline in $minutes min: scheduling shutdown" >&2
+shutdown -h "+$minutes"
+`, deadline.UTC().Format(time.RFC3339), deadline.Unix())
+}
+
 // UserData renders the boot script of a run's instances: a bash script that
 //
 //   - exports AWS_REGION (and spec.Env) and nothing secret;
 //   - schedules `shutdown -h +M` for the deadline, M whole minutes from the
 //     boot's clock (rounded down, at least 1), or shuts down at once when
-//     the deadline has passed;
+//     the deadline has passed, and installs the same arming (armScript)
+//     as a cloud-init per-boot script ($BURST_PERBOOT_DIR, by default
+//     /var/lib/cloud/scripts/per-boot), so that every later boot re-arms
+//     the deadline;
 //   - uses the burst on PATH, or downloads spec.BurstURL (curl, with
 //     retries) into a fresh temporary directory;
 //   - runs `burst worker --ec2 [--workers N] [--python P] RUN`, its output
@@ -216,17 +241,22 @@ func UserData(spec UserDataSpec) (string, error) {
 	}
 	w("if [ -z \"${HOME:-}\" ]; then export HOME=/root; fi\n\n")
 
-	w("# The run's hard deadline: shut down then, whatever happens.\n")
-	w("BURST_BOOT_DEADLINE=%d\n", spec.Deadline.Unix())
-	w("BURST_BOOT_NOW=$(date +%%s)\n")
-	w("if [ \"$BURST_BOOT_NOW\" -ge \"$BURST_BOOT_DEADLINE\" ]; then\n")
-	w("  log \"the run's deadline has passed\"\n")
-	w("  exit 0\n")
+	w("# The run's hard deadline: shut down then, whatever happens. The\n")
+	w("# arming script is also installed to run at every boot (cloud-init's\n")
+	w("# per-boot scripts), so that a reboot never leaves the instance\n")
+	w("# without its deadline; past it, the instance shuts down at once.\n")
+	w("BURST_BOOT_DEADLINE=%d # %s\n", spec.Deadline.Unix(), spec.Deadline.UTC().Format(time.RFC3339))
+	w("BURST_BOOT_ARM_DIR=\"${BURST_PERBOOT_DIR:-/var/lib/cloud/scripts/per-boot}\"\n")
+	w("BURST_BOOT_ARM=\"$BURST_BOOT_ARM_DIR/burst-deadline.sh\"\n")
+	w("if ! { mkdir -p \"$BURST_BOOT_ARM_DIR\" && printf '%%s' %s > \"$BURST_BOOT_ARM\" && chmod 755 \"$BURST_BOOT_ARM\"; } 2>/dev/null; then\n", shellQuote(armScript(spec.Deadline)))
+	w("  log \"cannot install $BURST_BOOT_ARM: the deadline is armed for this boot only\"\n")
+	w("  BURST_BOOT_ARM=$(mktemp \"${TMPDIR:-/tmp}/burst-deadline.XXXXXX\")\n")
+	w("  printf '%%s' %s > \"$BURST_BOOT_ARM\"\n", shellQuote(armScript(spec.Deadline)))
 	w("fi\n")
-	w("BURST_BOOT_MINUTES=$(( (BURST_BOOT_DEADLINE - BURST_BOOT_NOW) / 60 ))\n")
-	w("if [ \"$BURST_BOOT_MINUTES\" -lt 1 ]; then BURST_BOOT_MINUTES=1; fi\n")
-	w("log \"deadline in $BURST_BOOT_MINUTES min: scheduling shutdown\"\n")
-	w("shutdown -h \"+$BURST_BOOT_MINUTES\"\n\n")
+	w("if ! bash \"$BURST_BOOT_ARM\"; then\n")
+	w("  BURST_BOOT_DONE=1\n")
+	w("  exit 0\n")
+	w("fi\n\n")
 
 	if spec.BurstURL == "" {
 		w("BURST_BOOT_BIN=burst\n")

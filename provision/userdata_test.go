@@ -72,6 +72,7 @@ func (e *bootEnv) run(script string, env ...string) (int, string) {
 		"HOME=" + filepath.Join(e.dir, "home"),
 		"TMPDIR=" + filepath.Join(e.dir, "tmp"),
 		"BOOT_LOG=" + e.dir,
+		"BURST_PERBOOT_DIR=" + filepath.Join(e.dir, "per-boot"),
 	}, env...)
 	out, err := cmd.CombinedOutput()
 	var xe *exec.ExitError
@@ -413,4 +414,61 @@ func FuzzUserData(f *testing.F) {
 			t.Fatalf("bash -n: %v\n%s\n%s", err, out, script)
 		}
 	})
+}
+
+// The deadline survives a reboot: the boot script installs a per-boot
+// script that, run at a later boot, schedules the shutdown for what is
+// left of the deadline, or shuts down at once once it has passed.
+func TestUserDataRearmsDeadlineAtEveryBoot(t *testing.T) {
+	e := newBootEnv(t)
+	spec := testUserDataSpec()
+	spec.Deadline = time.Unix(bootNow+3600, 0)
+	script, err := UserData(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := e.run(script); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	arm := filepath.Join(e.dir, "per-boot", "burst-deadline.sh")
+	if fi, err := os.Stat(arm); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("no executable per-boot script: %v", err)
+	}
+	// Later boots, with the clock 20 minutes and then 2 hours on.
+	for _, tc := range []struct {
+		later int
+		want  string
+	}{{20 * 60, "-h +40"}, {2 * 3600, "-h now"}} {
+		if err := os.Remove(filepath.Join(e.dir, "shutdown")); err != nil {
+			t.Fatal(err)
+		}
+		e.script("date", `if [ "$1" = +%s ]; then echo `+strconv.Itoa(bootNow+tc.later)+`; else exec /bin/date "$@"; fi`+"\n")
+		cmd := exec.Command("sh", arm)
+		cmd.Env = []string{"PATH=" + filepath.Join(e.dir, "bin") + ":/usr/bin:/bin", "BOOT_LOG=" + e.dir}
+		out, _ := cmd.CombinedOutput()
+		if got := strings.Join(e.shutdowns(), "|"); got != tc.want {
+			t.Errorf("boot %ds later: shutdown %q, want %q\n%s", tc.later, got, tc.want, out)
+		}
+	}
+}
+
+// Where the per-boot script cannot be installed (no root), the deadline
+// is still armed for this boot, and the script says so.
+func TestUserDataArmsWithoutPerBootDir(t *testing.T) {
+	e := newBootEnv(t)
+	blocked := filepath.Join(e.dir, "file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script, err := UserData(testUserDataSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := e.run(script, "BURST_PERBOOT_DIR="+filepath.Join(blocked, "per-boot"))
+	if code != 0 || !strings.Contains(out, "armed for this boot only") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if got := e.shutdowns(); len(got) != 2 || got[0] != "-h +120" {
+		t.Errorf("shutdown calls %q", got)
+	}
 }

@@ -68,8 +68,9 @@ func newCloudEnv(t *testing.T) *cloudEnv {
 	ctx := context.Background()
 
 	h, err := fleetsim.Start(ctx, fleetsim.Config{
-		EC2:            c.api,
-		Env:            []string{"AWS_ENDPOINT_URL_S3=" + c.minio.Endpoint},
+		EC2: c.api,
+		// The instances' per-boot scripts go to a folder of the test's.
+		Env:            []string{"AWS_ENDPOINT_URL_S3=" + c.minio.Endpoint, "BURST_PERBOOT_DIR=" + filepath.Join(c.dir, "per-boot")},
 		Path:           []string{filepath.Dir(c.burst)},
 		Credentials:    aws.Credentials{AccessKeyID: c.minio.AccessKey, SecretAccessKey: c.minio.SecretKey},
 		InterruptGrace: 15 * time.Second, // AWS gives two minutes; workers look every 5 s
