@@ -58,8 +58,21 @@ type fleetFake struct {
 	// TerminateInstances names them: that answers that they do not exist,
 	// and they vanish (an instance EC2 dropped meanwhile).
 	forget map[string]bool
+	// hidden holds ids that tag searches miss for that many more
+	// DescribeInstances calls (EC2's eventual consistency after a
+	// launch).
+	hidden map[string]int
 	// pageSize of DescribeInstances answers.
 	pageSize int
+
+	// now is the fake's clock (time.Now when nil): launch times, and
+	// the instances' own deadlines.
+	now func() time.Time
+	// flaky, when set, is asked before every call and may fail it.
+	flaky func(method string) error
+	// dead, when set, fails every call: a CLI that was killed makes no
+	// more.
+	dead bool
 
 	calls        map[string]int
 	fleetInputs  []*ec2.CreateFleetInput
@@ -76,6 +89,11 @@ type fakeInstance struct {
 	launched            time.Time
 	describesLeft       int
 	userData            string
+	// ended is when the instance stopped being billed; deadline is the
+	// hard deadline its user data holds; maxPrice is its spot cap.
+	ended    time.Time
+	deadline time.Time
+	maxPrice float64
 }
 
 type fakeTemplate struct {
@@ -95,6 +113,7 @@ func newFleetFake() *fleetFake {
 		throttle:  map[string]int{},
 		fail:      map[string][]error{},
 		forget:    map[string]bool{},
+		hidden:    map[string]int{},
 		calls:     map[string]int{},
 		pageSize:  3,
 	}
@@ -104,8 +123,84 @@ func fakeAPIErr(code, msg string) error { return &smithy.GenericAPIError{Code: c
 
 func fakePool(m Market, typ string) string { return string(m) + "|" + typ }
 
+func (f *fleetFake) clock() time.Time {
+	if f.now != nil {
+		return f.now()
+	}
+	return time.Now()
+}
+
+// expire ends the instances whose user data's deadline has passed, as
+// their own scheduled shutdown would.
+func (f *fleetFake) expire() {
+	now := f.clock()
+	for _, i := range f.instances {
+		if i.state != "terminated" && !i.deadline.IsZero() && !now.Before(i.deadline) {
+			i.state, i.ended = "terminated", i.deadline
+		}
+	}
+}
+
+// end terminates an instance now, without notice to anyone (a crash, a
+// spot interruption).
+func (f *fleetFake) end(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := f.find(id); i != nil && i.state != "terminated" {
+		i.state, i.ended = "terminated", f.clock()
+	}
+}
+
+// spend is what the instances cost, as EC2 bills: per second from launch
+// to their end (or now, or their deadline), at least a minute, spot ones
+// at their cap (the worst a rising price can do) and others at their
+// pool's price. It also returns the most one billing minute of every
+// instance adds.
+func (f *fleetFake) spend() (total, minutes float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expire()
+	now := f.clock()
+	for _, i := range f.instances {
+		price := f.prices[fakePool(i.market, i.typ)]
+		if i.maxPrice > 0 {
+			price = i.maxPrice
+		}
+		end := i.ended
+		if end.IsZero() {
+			end = now
+		}
+		total += price * max(end.Sub(i.launched), time.Minute).Hours()
+		minutes += price / 60
+	}
+	return total, minutes
+}
+
+// live returns the ids of the instances not terminated, of run.
+func (f *fleetFake) live(run string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expire()
+	var ids []string
+	for _, i := range f.instances {
+		if i.state != "terminated" && i.tags[TagRun] == run {
+			ids = append(ids, i.id)
+		}
+	}
+	return ids
+}
+
 // enter counts a call and returns its injected error, if any.
 func (f *fleetFake) enter(method string) error {
+	f.expire()
+	if f.dead {
+		return fmt.Errorf("fleetFake: the caller is dead")
+	}
+	if f.flaky != nil {
+		if err := f.flaky(method); err != nil {
+			return err
+		}
+	}
 	f.calls[method]++
 	if f.throttle[method] > 0 {
 		f.throttle[method]--
@@ -293,8 +388,12 @@ launch:
 			subnet := aws.ToString(ov.SubnetId)
 			inst := &fakeInstance{
 				id: fmt.Sprintf("i-%017x", f.seq), typ: typ, subnet: subnet, az: "az-of-" + subnet,
-				market: market, state: "pending", tags: cloneTags(tags), launched: time.Now().UTC(),
+				market: market, state: "pending", tags: cloneTags(tags), launched: f.clock().UTC(),
 				userData: aws.ToString(tpl.in.LaunchTemplateData.UserData),
+			}
+			inst.deadline = userDataDeadline(inst.userData)
+			if mp, err := strconv.ParseFloat(aws.ToString(ov.MaxPrice), 64); err == nil {
+				inst.maxPrice = mp
 			}
 			f.instances = append(f.instances, inst)
 			spent += price
@@ -354,6 +453,9 @@ func (f *fleetFake) matches(in *fakeInstance, filters []types.Filter) bool {
 			}
 			continue
 		case strings.HasPrefix(name, "tag:"):
+			if f.hidden[in.id] > 0 {
+				return false
+			}
 			have, ok = in.tags[strings.TrimPrefix(name, "tag:")]
 		default:
 			panic("fleetFake: filter " + name + " not emulated")
@@ -380,6 +482,9 @@ func (f *fleetFake) DescribeInstances(ctx context.Context, in *ec2.DescribeInsta
 	} else {
 		// Time passes between listings: pending instances run, and
 		// terminating ones get closer to terminated.
+		for id, n := range f.hidden {
+			f.hidden[id] = n - 1
+		}
 		for _, i := range f.instances {
 			switch i.state {
 			case "pending":
@@ -457,6 +562,9 @@ func (f *fleetFake) TerminateInstances(ctx context.Context, in *ec2.TerminateIns
 	for _, id := range in.InstanceIds {
 		i := f.find(id)
 		prev := i.state
+		if i.ended.IsZero() {
+			i.ended = f.clock()
+		}
 		if i.state != "terminated" && i.state != "shutting-down" {
 			i.state = "shutting-down"
 			i.describesLeft = f.termDescribes
@@ -471,6 +579,24 @@ func (f *fleetFake) TerminateInstances(ctx context.Context, in *ec2.TerminateIns
 		})
 	}
 	return out, nil
+}
+
+// userDataDeadline reads the hard deadline from a base64 boot script.
+func userDataDeadline(b64 string) time.Time {
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return time.Time{}
+	}
+	_, rest, ok := strings.Cut(string(b), "BURST_BOOT_DEADLINE=")
+	if !ok {
+		return time.Time{}
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	secs, err := strconv.ParseInt(rest[:max(end, 0)], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(secs, 0)
 }
 
 // add puts an instance in the fake directly, as if launched earlier.

@@ -61,6 +61,11 @@ type LaunchSpec struct {
 	// counted at the offers' prices: whatever substitutes are launched,
 	// their total never exceeds it.
 	MaxPerHour float64
+	// SpotCap, when positive, caps each spot instance's price at its
+	// offer's price times 1+SpotCap (the request's MaxPrice), and counts
+	// the instance at that cap against MaxPerHour: the fleet then stays
+	// within MaxPerHour however spot prices move.
+	SpotCap float64
 	// AllowSpot and AllowOnDemand say which markets may be used.
 	AllowSpot, AllowOnDemand bool
 
@@ -69,7 +74,27 @@ type LaunchSpec struct {
 	// the same client tokens, so EC2 never launches their instances twice.
 	Attempt int
 	// Logger receives a line for every decision; slog.Default() when nil.
-	Logger *slog.Logger
+	Logger *slog.Logger `json:"-"`
+}
+
+// counted is the price an offer's instance is counted at against
+// MaxPerHour: spot ones at their cap.
+func (s *LaunchSpec) counted(o Offer) float64 {
+	if o.Market == Spot && s.SpotCap > 0 {
+		return o.PerHour * (1 + s.SpotCap)
+	}
+	return o.PerHour
+}
+
+// priceOf is the price an instance of the launch is counted at, and its
+// vCPUs; zero when no offer matches it.
+func (s *LaunchSpec) priceOf(in Instance) (float64, int) {
+	for _, o := range s.Offers {
+		if o.Market == in.Market && o.Type.Name == in.Type {
+			return s.counted(o), o.Type.VCPUs
+		}
+	}
+	return 0, 0
 }
 
 // Instance is one EC2 instance that burst launched or found.
@@ -136,6 +161,17 @@ const maxOverrides = 300
 const roundsPerMarket = 4
 
 func (s *LaunchSpec) validate() error {
+	if err := s.validateShape(); err != nil {
+		return err
+	}
+	if !s.Expires.After(time.Now()) {
+		return fmt.Errorf("the run's deadline %s has passed", s.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// validateShape checks the spec, all but whether its deadline has passed.
+func (s *LaunchSpec) validateShape() error {
 	switch {
 	case !staging.ValidID(s.RunID):
 		return fmt.Errorf("invalid run id %q", s.RunID)
@@ -145,8 +181,6 @@ func (s *LaunchSpec) validate() error {
 		return fmt.Errorf("owner %q: must be 1 to 256 characters", s.Owner)
 	case s.Expires.IsZero():
 		return errors.New("no expiry: every instance must have a deadline")
-	case !s.Expires.After(time.Now()):
-		return fmt.Errorf("the run's deadline %s has passed", s.Expires.UTC().Format(time.RFC3339))
 	case s.AMI == "":
 		return errors.New("no AMI")
 	case s.InstanceProfile == "":
@@ -161,6 +195,8 @@ func (s *LaunchSpec) validate() error {
 		return fmt.Errorf("budget of %v $/h: must be positive", s.MaxPerHour)
 	case !s.AllowSpot && !s.AllowOnDemand:
 		return errors.New("neither spot nor on-demand allowed")
+	case s.SpotCap < 0 || math.IsNaN(s.SpotCap) || math.IsInf(s.SpotCap, 0):
+		return fmt.Errorf("spot cap %v: must be 0 or more", s.SpotCap)
 	}
 	usable := 0
 	for _, o := range s.Offers {
@@ -412,7 +448,7 @@ func (l *launcher) pools(m Market) []pool {
 			continue
 		}
 		seenType[o.Type.Name] = true
-		if o.PerHour > left+1e-9 {
+		if l.spec.counted(o) > left+1e-9 {
 			continue
 		}
 		for _, sn := range subnets {
@@ -463,6 +499,9 @@ func (l *launcher) request(ctx context.Context, m Market) (bool, error) {
 		}
 		if p.subnet != "" {
 			overrides[i].SubnetId = aws.String(p.subnet)
+		}
+		if m == Spot && l.spec.SpotCap > 0 {
+			overrides[i].MaxPrice = aws.String(priceString(l.spec.counted(p.offer)))
 		}
 		if !slices.Contains(typeNames, p.offer.Type.Name) {
 			typeNames = append(typeNames, p.offer.Type.Name)
@@ -566,12 +605,12 @@ func (l *launcher) takeInstances(m Market, fis []types.CreateFleetInstance) {
 			}
 			l.seen[id] = true
 			l.out.Instances = append(l.out.Instances, Instance{
-				ID: id, Type: typ, Market: market, PerHour: o.PerHour, VCPUs: o.Type.VCPUs,
+				ID: id, Type: typ, Market: market, PerHour: l.spec.counted(o), VCPUs: o.Type.VCPUs,
 				AZ: az, State: "pending", LaunchTime: time.Now().UTC(),
 				RunID: l.spec.RunID, Owner: l.spec.Owner, Expires: l.spec.Expires.UTC(),
 			})
 			l.out.VCPUs += o.Type.VCPUs
-			l.out.PerHour += o.PerHour
+			l.out.PerHour += l.spec.counted(o)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,26 +48,75 @@ func (i Instance) Live() bool {
 // when it first saw each one ended.
 type Meter struct {
 	price map[string]float64
+	vcpus map[string]int
 	ended map[string]time.Time
 	seen  map[string]Instance
+	// prices, when set, gives the price and vCPUs of an instance the
+	// meter was not told about.
+	prices func(Instance) (float64, int)
 }
 
 // NewMeter returns a Meter for the launched instances, whose prices it
 // knows.
 func NewMeter(launched []Instance) *Meter {
-	m := &Meter{price: map[string]float64{}, ended: map[string]time.Time{}, seen: map[string]Instance{}}
+	m := &Meter{price: map[string]float64{}, vcpus: map[string]int{}, ended: map[string]time.Time{}, seen: map[string]Instance{}}
+	m.Add(launched)
+	return m
+}
+
+// Add tells the meter of launched instances, whose prices it then knows.
+func (m *Meter) Add(launched []Instance) {
 	for _, in := range launched {
 		m.price[in.ID] = in.PerHour
-		m.seen[in.ID] = in
+		m.vcpus[in.ID] = in.VCPUs
+		if _, ok := m.seen[in.ID]; !ok {
+			m.seen[in.ID] = in
+		}
 	}
-	return m
+}
+
+// End records that an instance was seen ended at now, if not already.
+func (m *Meter) End(id string, now time.Time) {
+	if _, ok := m.seen[id]; ok {
+		if _, done := m.ended[id]; !done {
+			m.ended[id] = now
+		}
+	}
+}
+
+// LiveVCPUs returns the vCPUs of the instances that may still be running.
+func (m *Meter) LiveVCPUs() int {
+	n := 0
+	for id := range m.seen {
+		if _, done := m.ended[id]; !done {
+			n += m.vcpus[id]
+		}
+	}
+	return n
+}
+
+// EndedSpotTypes lists the types of the spot instances that ended.
+func (m *Meter) EndedSpotTypes() []string {
+	var out []string
+	for id := range m.ended {
+		if in := m.seen[id]; in.Market == Spot && !slices.Contains(out, in.Type) {
+			out = append(out, in.Type)
+		}
+	}
+	return out
 }
 
 // Observe records the instances' states as of now.
 func (m *Meter) Observe(list []Instance, now time.Time) {
 	for _, in := range list {
+		if _, ok := m.price[in.ID]; !ok && m.prices != nil {
+			m.price[in.ID], m.vcpus[in.ID] = m.prices(in)
+		}
 		if p, ok := m.price[in.ID]; ok && in.PerHour == 0 {
 			in.PerHour = p
+		}
+		if in.VCPUs == 0 {
+			in.VCPUs = m.vcpus[in.ID]
 		}
 		if in.LaunchTime.IsZero() {
 			in.LaunchTime = m.seen[in.ID].LaunchTime

@@ -106,11 +106,59 @@ func SpotPrices(ctx context.Context, api EC2API, names []string) (map[string]flo
 	return prices, nil
 }
 
+// PriceList is a set of on-demand prices for one region and where they
+// come from.
+type PriceList struct {
+	// Prices is US dollars per instance-hour, by type.
+	Prices map[string]float64
+	// Source says where the prices come from, for people: "AWS Price
+	// List API, fetched 2026-01-02" or "burst's table of 2025-06-01".
+	Source string
+	// Notes say, for people, what went wrong on the way (a failed fetch
+	// that fell back to the table).
+	Notes []string
+}
+
+// OnDemandSource gives on-demand prices of Linux instances. It never
+// fails: a source that cannot fetch prices falls back to what it has, and
+// says so in Notes.
+type OnDemandSource interface {
+	OnDemandPrices(ctx context.Context, region string, types []string) PriceList
+}
+
+// EmbeddedPrices is the on-demand price table built into burst.
+type EmbeddedPrices struct{}
+
+// OnDemandPrices returns the table's prices for region.
+func (EmbeddedPrices) OnDemandPrices(_ context.Context, region string, types []string) PriceList {
+	pl := PriceList{Prices: map[string]float64{}}
+	t, err := onDemand()
+	if err != nil {
+		pl.Notes = append(pl.Notes, err.Error())
+		return pl
+	}
+	pl.Source = "burst's table of " + t.AsOf
+	for _, typ := range types {
+		if p, ok := OnDemandPrice(region, typ); ok {
+			pl.Prices[typ] = p
+		}
+	}
+	return pl
+}
+
 // Offers pairs instance types with their prices on the allowed markets:
 // spot from spot (as SpotPrices returns), on-demand from the embedded
 // table for region. A type without a price on a market gives no offer
 // there, and a note saying so.
 func Offers(region string, its []InstanceType, spot map[string]float64, markets []Market) (offers []Offer, notes []string) {
+	names := make([]string, len(its))
+	for i, it := range its {
+		names[i] = it.Name
+	}
+	return offersFrom(region, its, spot, EmbeddedPrices{}.OnDemandPrices(context.Background(), region, names), markets)
+}
+
+func offersFrom(region string, its []InstanceType, spot map[string]float64, od PriceList, markets []Market) (offers []Offer, notes []string) {
 	var noSpot, noOD []string
 	for _, it := range its {
 		for _, m := range markets {
@@ -122,7 +170,7 @@ func Offers(region string, its []InstanceType, spot map[string]float64, markets 
 					noSpot = append(noSpot, it.Name)
 				}
 			case OnDemand:
-				if p, ok := OnDemandPrice(region, it.Name); ok {
+				if p, ok := od.Prices[it.Name]; ok && p > 0 {
 					offers = append(offers, Offer{Type: it, Market: OnDemand, PerHour: p})
 				} else {
 					noOD = append(noOD, it.Name)
@@ -134,7 +182,7 @@ func Offers(region string, its []InstanceType, spot map[string]float64, markets 
 		notes = append(notes, fmt.Sprintf("no spot price in %s for %s: spot offers skipped", region, strings.Join(noSpot, ", ")))
 	}
 	if len(noOD) > 0 {
-		notes = append(notes, fmt.Sprintf("no on-demand price in burst's table for %s in %s: on-demand offers skipped", strings.Join(noOD, ", "), region))
+		notes = append(notes, fmt.Sprintf("no on-demand price in %s for %s in %s: on-demand offers skipped", od.Source, strings.Join(noOD, ", "), region))
 	}
 	return offers, notes
 }

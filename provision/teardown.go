@@ -51,6 +51,14 @@ type DownOptions struct {
 	Progress func(TeardownProgress)
 	// Logger receives diagnostics; slog.Default() when nil.
 	Logger *slog.Logger
+	// IDs are instances known to be the run's (from its launches): they
+	// are terminated by id too, in case EC2 does not list them by tag
+	// yet.
+	IDs []string
+	// Grace, when positive, keeps searching by tag for that long after
+	// the first search, ending what appears: after an interrupted launch,
+	// EC2 may list instances a while after launching them.
+	Grace time.Duration
 }
 
 func (o DownOptions) logger() *slog.Logger {
@@ -104,7 +112,12 @@ func Down(ctx context.Context, api EC2API, runID string, opts DownOptions) (Down
 	}
 	log := opts.logger().With("run", runID)
 	ended := map[string]bool{}
-	for pass := 0; pass < 3; pass++ {
+	graceEnd := time.Now().Add(opts.Grace)
+	poll := opts.Poll
+	if poll <= 0 {
+		poll = defaultPoll
+	}
+	for pass := 0; ; pass++ {
 		var found []Instance
 		err := describeInstances(ctx, api, log, []types.Filter{
 			{Name: aws.String("tag:" + TagRun), Values: []string{runID}},
@@ -117,8 +130,38 @@ func Down(ctx context.Context, api EC2API, runID string, opts DownOptions) (Down
 		if err != nil {
 			return res, fmt.Errorf("ending run %s: %w", runID, err)
 		}
-		if len(found) == 0 {
-			break
+		if pass == 0 && len(opts.IDs) > 0 {
+			// The known ids that the tag search missed, unless EC2 says
+			// they are terminated: terminating one that is gone is
+			// success.
+			listed, err := describeByID(ctx, api, log, opts.IDs, nil)
+			if err != nil {
+				return res, fmt.Errorf("ending run %s: %w", runID, err)
+			}
+			for _, id := range opts.IDs {
+				in, ok := listed[id]
+				switch {
+				case slices.ContainsFunc(found, func(in Instance) bool { return in.ID == id }):
+				case !ok:
+					found = append(found, Instance{ID: id, RunID: runID})
+				case in.Live():
+					found = append(found, in)
+				}
+			}
+		}
+		if len(found) == 0 || pass >= 3 && !time.Now().Before(graceEnd) {
+			if !time.Now().Before(graceEnd) {
+				break
+			}
+			log.Debug("searching again for instances EC2 may not list yet", "until", graceEnd)
+			t := time.NewTimer(min(poll, time.Until(graceEnd)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return res, fmt.Errorf("ending run %s: %w", runID, ctx.Err())
+			case <-t.C:
+			}
+			continue
 		}
 		ids := instanceIDs(found)
 		log.Info("terminating the run's instances", "instances", len(ids))

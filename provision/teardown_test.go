@@ -305,3 +305,31 @@ func gcIDs(gs []GCInstance) []string {
 	}
 	return ids
 }
+
+// Down ends the instances it is told of by id even when a tag search
+// does not list them yet, and with a grace period keeps searching by tag
+// for those that EC2 lists late.
+func TestDownKnownIDsAndGrace(t *testing.T) {
+	fastRetry(t)
+	f := newFleetFake()
+	tags := map[string]string{TagRun: testRun, TagOwner: "ana"}
+	known := f.add("c7i.large", OnDemand, "running", tags)
+	late := f.add("c7i.large", OnDemand, "running", tags)
+	f.hidden[known] = 1000
+	f.hidden[late] = 4
+	// Without ids or grace, neither is found.
+	if res, err := Down(context.Background(), f, testRun, DownOptions{Poll: time.Millisecond}); err != nil || len(res.Instances) != 0 {
+		t.Fatalf("plain Down: %v, %v", res.Instances, err)
+	}
+	res, err := Down(context.Background(), f, testRun, DownOptions{Poll: 10 * time.Millisecond, IDs: []string{known}, Grace: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.states(testRun); got["running"] != 0 {
+		t.Errorf("still running after Down with ids and grace: %v (ended %v)", got, instanceIDs(res.Instances))
+	}
+	// A known id that EC2 no longer knows is already gone: success.
+	if _, err := Down(context.Background(), f, testRun, DownOptions{Poll: time.Millisecond, IDs: []string{"i-00000000000000999"}}); err != nil {
+		t.Errorf("Down with an unknown id: %v", err)
+	}
+}

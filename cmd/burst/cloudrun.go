@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,13 +18,10 @@ import (
 )
 
 // runCloudSubmit sends a run to a fleet: it checks everything it can
-// before anything is staged or launched (flags, configuration, the plan,
-// the image), asks, stages the run on the configuration's S3 store,
-// launches the planned fleet and follows the run until it ends, then
-// terminates every instance of the run, whatever happened: completion,
-// cancel, Ctrl-C or an error. The instances end themselves too (their
-// user data shuts them down when their worker exits, and at the run's
-// hard deadline), so a CLI that dies leaves nothing running for long.
+// before anything is staged or launched (flags, configuration, the quote,
+// the image), asks, stages the run on the configuration's S3 store, and
+// hands it to provision's cloud run, which launches, follows, replaces
+// and tears down; this renders what it reports.
 func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 	if o.cloud != "aws" {
 		return usageErrorf("--cloud %q: the only cloud is aws", o.cloud)
@@ -43,7 +39,6 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 	if err != nil {
 		return err
 	}
-	o.applyConfigDefaults(cs.cfg) // checked again when planning
 	storeLoc := cs.cfg.Store
 	if o.g.store != "" {
 		storeLoc = o.g.store
@@ -60,50 +55,26 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 		human = o.g.io.Err
 	}
 
-	// The plan.
-	req := planRequest{tasks: len(inputs), region: cs.region}
+	var probe func(context.Context) (provision.ProbeResult, error)
 	if o.plan.probe {
-		if req.probe, err = probeFirst(o.g.io.Err, o.script, o.python, inputs, o.shared); err != nil {
+		if probe, err = probeFirst(o.g.io.Err, o.script, o.python, inputs, o.shared); err != nil {
 			return err
 		}
 	}
-	plan, err := o.plan.plan(ctx, cs.api, req)
-	var np *provision.NoPlanError
-	switch {
-	case err == nil:
-	case errors.As(err, &np):
-		fmt.Fprintln(human, "nearest options:")
-		writePlanTable(human, np.Nearest, false)
-		return usageError{np}
-	case errors.Is(err, provision.ErrBudgetTooSmall), errors.Is(err, provision.ErrNoOffers):
-		return usageError{err}
-	default:
-		return fmt.Errorf("planning the fleet: %w", err)
+	q, err := o.plan.quote(ctx, cs, len(inputs), probe)
+	if err != nil {
+		return quoteError(human, err)
 	}
-	chosen := plan.Options[0]
+	chosen := q.Chosen()
 
-	// The image.
-	ami := o.ami
-	if ami == "" {
-		ami = cs.cfg.AMI
+	ami, err := o.image(ctx, cs)
+	if err != nil {
+		return err
 	}
-	if ami == "" {
-		img, err := images.Newest(ctx, cs.api, cs.region, staging.Protocol)
-		if errors.Is(err, images.ErrNoImage) {
-			return usageError{err}
-		}
-		if err != nil {
-			return fmt.Errorf("looking for the worker image: %w", err)
-		}
-		ami = img.ID
-	} else if !strings.HasPrefix(ami, "ami-") {
-		return usageErrorf("--ami %q is not an image id (ami-...)", ami)
-	}
-
 	fmt.Fprintf(human, "%d tasks from %s, %s each: %d × %s (%s) in %s, about %s and %s\n",
-		len(inputs), source, provision.FormatDuration(plan.TaskTime), chosen.Count, chosen.Offer.Type.Name, chosen.Offer.Market,
+		len(inputs), source, provision.FormatDuration(q.TaskTime), chosen.Count, chosen.Offer.Type.Name, chosen.Offer.Market,
 		cs.region, provision.FormatDuration(chosen.Makespan), provision.FormatDollars(chosen.Cost))
-	for _, n := range plan.Notes {
+	for _, n := range q.Notes {
 		fmt.Fprintln(human, "note:", n)
 	}
 	if !o.yes {
@@ -113,7 +84,6 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 		}
 	}
 
-	// Stage the run.
 	store, err := o.g.openStore(ctx, storeLoc)
 	if err != nil {
 		return err
@@ -125,37 +95,106 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 		return err
 	}
 	fmt.Fprintf(human, "run %s staged in %s\n", run.ID, run.Location())
+	// Results are collected as they arrive; an --out that cannot take
+	// them is found out before any money is spent.
+	coll, err := staging.NewCollector(run, man, out)
+	if err != nil {
+		return err
+	}
+	defer coll.Close()
 
-	cr := &cloudRun{o: o, cs: cs, run: run, man: man, plan: plan, chosen: chosen, ami: ami, out: out, human: human}
-	return cr.execute(ctx)
+	io := o.g.io
+	view := newCloudView(human, io.OutTTY && !o.json, io.Width, max(10*time.Second, o.poll))
+	cr, err := provision.NewCloudRun(provision.CloudRunSpec{
+		EC2: cs.api, Run: run, Manifest: man, Quote: q,
+		AMI: ami, InstanceProfile: cs.cfg.InstanceProfile, SecurityGroupIDs: cs.cfg.SecurityGroups, SubnetIDs: cs.cfg.Subnets,
+		Region: cs.region, Owner: owner(), Collector: coll, Poll: o.poll,
+		Events: view.event, Logger: slog.Default(),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(human, "launching %d × %s; instances end themselves by %s at the latest\n", chosen.Count, chosen.Offer.Type.Name, cr.Deadline().Local().Format("15:04 MST"))
+	if o.detach {
+		launched, err := cr.Launch(ctx)
+		if err != nil {
+			return launchError(ctx, run.ID, err)
+		}
+		fmt.Fprintf(human, "detached: follow it with burst watch %s (--maintain replaces instances that end early); burst results %s collects; burst down %s ends it early\n", run.Location(), run.Location(), run.ID)
+		if o.json {
+			return writeJSON(o.g.io.Out, map[string]any{"run": run.ID, "location": run.Location(), "total": len(man.Tasks), "state": "launched", "instances": launched.IDs()})
+		}
+		return nil
+	}
+
+	start := time.Now()
+	res, err := cr.Execute(ctx)
+	if res == nil {
+		return launchError(ctx, run.ID, err)
+	}
+	if cerr := coll.Close(); cerr != nil && res.CollectErr == nil {
+		res.CollectErr = cerr
+	}
+	return reportCloud(o, view, run, man, out, res, err, time.Since(start))
 }
 
-// applyConfigDefaults fills the plan flags that were not given from
-// burst's configuration.
-func (o *submitOptions) applyConfigDefaults(cfg cloudConfig) {
-	changed := func(name string) bool { return o.plan.flags != nil && o.plan.flags.Changed(name) }
-	if !changed("types") && len(cfg.InstanceTypes) > 0 {
-		o.plan.types = slices.Clone(cfg.InstanceTypes)
+// image is the worker image: --ami, else the configuration's, else the
+// newest burst image of this protocol in the region.
+func (o *submitOptions) image(ctx context.Context, cs *cloudSession) (string, error) {
+	ami := o.ami
+	if ami == "" {
+		ami = cs.cfg.AMI
 	}
-	if !changed("market") && cfg.Market != "" {
-		o.plan.market = string(cfg.Market)
+	if ami != "" {
+		if !strings.HasPrefix(ami, "ami-") {
+			return "", usageErrorf("--ami %q is not an image id (ami-...)", ami)
+		}
+		return ami, nil
 	}
-	if !changed("budget") && cfg.Budget > 0 {
-		o.plan.budget = cfg.Budget
+	img, err := images.Newest(ctx, cs.api, cs.region, staging.Protocol)
+	if errors.Is(err, images.ErrNoImage) {
+		return "", usageError{err}
 	}
+	if err != nil {
+		return "", fmt.Errorf("looking for the worker image: %w", err)
+	}
+	return img.ID, nil
 }
 
-// cloudRun is a staged run on its way through a fleet.
-type cloudRun struct {
-	o      *submitOptions
-	cs     *cloudSession
-	run    *staging.Run
-	man    *staging.Manifest
-	plan   *planResult
-	chosen provision.Option
-	ami    string
-	out    string
-	human  io.Writer
+// quoteError renders a quote's refusal: the nearest options, and a usage
+// error.
+func quoteError(w io.Writer, err error) error {
+	var np *provision.NoPlanError
+	switch {
+	case errors.As(err, &np):
+		fmt.Fprintln(w, "nearest options:")
+		writePlanTable(w, np.Nearest, false)
+		return usageError{np}
+	case errors.Is(err, provision.ErrBudgetTooSmall), errors.Is(err, provision.ErrNoOffers):
+		return usageError{err}
+	}
+	var ee exitError
+	var ue usageError
+	if errors.As(err, &ee) || errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("planning the fleet: %w", err)
+}
+
+// launchError maps a failed launch to its exit: a quota is the user's to
+// raise, an interrupt is 130.
+func launchError(ctx context.Context, runID string, err error) error {
+	var qe *provision.QuotaError
+	var sr *provision.StillRunningError
+	switch {
+	case errors.As(err, &sr):
+		return stillRunning(runID, err)
+	case errors.As(err, &qe):
+		return usageError{err}
+	case ctx.Err() != nil:
+		return exitError{code: exitInterrupted, msg: "interrupted while launching; nothing is left running"}
+	}
+	return err
 }
 
 // cloudSummary is a cloud run's final report, printed as JSON with --json.
@@ -165,212 +204,92 @@ type cloudSummary struct {
 	Spent     float64 `json:"spent_usd"`
 }
 
-func (c *cloudRun) execute(ctx context.Context) error {
-	// Results are collected as they arrive; an --out that cannot take
-	// them is found out before any money is spent.
-	coll, err := staging.NewCollector(c.run, c.man, c.out)
-	if err != nil {
-		return err
-	}
-	defer coll.Close()
-	start := time.Now()
-	deadline := provision.HardDeadline(start, c.chosen, c.plan.Budget)
-	ud, err := provision.UserData(provision.UserDataSpec{
-		Run:      c.run.Location(),
-		Region:   c.cs.region,
-		Deadline: deadline,
-		Python:   c.man.Python,
-		Workers:  workersPerInstance(c.chosen),
-	})
-	if err != nil {
-		return fmt.Errorf("writing the instances' user data: %w", err)
-	}
-	markets, _ := c.o.plan.markets()
-	spec := provision.LaunchSpec{
-		RunID:            c.run.ID,
-		Owner:            owner(),
-		Expires:          deadline,
-		AMI:              c.ami,
-		InstanceProfile:  c.cs.cfg.InstanceProfile,
-		SecurityGroupIDs: c.cs.cfg.SecurityGroups,
-		SubnetIDs:        c.cs.cfg.Subnets,
-		UserData:         ud,
-		Offers:           fallbackOffers(c.chosen, c.plan.Options),
-		TargetVCPUs:      c.chosen.Count * c.chosen.Offer.Type.VCPUs,
-		MaxPerHour:       c.chosen.PerHour() * (1 + provision.CostSlack),
-		AllowSpot:        slices.Contains(markets, provision.Spot),
-		AllowOnDemand:    slices.Contains(markets, provision.OnDemand),
-		Logger:           slog.Default(),
-	}
-	fmt.Fprintf(c.human, "launching %d × %s; instances end themselves by %s at the latest\n", c.chosen.Count, c.chosen.Offer.Type.Name, deadline.Local().Format("15:04 MST"))
-	launched, err := provision.Launch(ctx, c.cs.api, spec)
-	if err != nil {
-		// Launch keeps what it launched only in its result; whatever
-		// happened, make sure nothing of the run is left running.
-		derr := c.down(ctx)
-		var qe *provision.QuotaError
-		switch {
-		case derr != nil:
-			return fmt.Errorf("launching the fleet: %w; and then: %w", err, derr)
-		case errors.As(err, &qe):
-			return usageError{fmt.Errorf("launching the fleet: %w", err)}
-		case ctx.Err() != nil:
-			return exitError{code: exitInterrupted, msg: "interrupted while launching; nothing is left running"}
-		}
-		return fmt.Errorf("launching the fleet: %w (nothing is left running)", err)
-	}
-	for _, n := range launched.Notes {
-		fmt.Fprintln(c.human, "note:", n)
-	}
-	fmt.Fprintf(c.human, "launched %s (%d vCPUs, %s/h): %s\n", countOf(len(launched.Instances), "instance"), launched.VCPUs, provision.FormatDollars(launched.PerHour), strings.Join(launched.IDs(), " "))
-	if c.o.detach {
-		fmt.Fprintf(c.human, "detached: follow it with burst watch %s; burst results %s collects; burst down %s ends it early\n", c.run.Location(), c.run.Location(), c.run.ID)
-		if c.o.json {
-			return writeJSON(c.o.g.io.Out, map[string]any{"run": c.run.ID, "location": c.run.Location(), "total": len(c.man.Tasks), "state": "launched", "instances": launched.IDs()})
-		}
-		return nil
-	}
-
-	meter := provision.NewMeter(launched.Instances)
-	state, followErr := c.follow(ctx, coll, meter, start)
-	downErr := c.down(ctx)
-	now := time.Now()
-	if list, err := provision.RunInstances(context.WithoutCancel(ctx), c.cs.api, c.run.ID, slog.Default()); err == nil {
-		meter.Observe(list, now)
-	}
-
-	// Collect what the fleet finished.
-	cctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	prog, collErr := c.run.ReadProgress(cctx, c.man)
-	if collErr == nil {
-		_, collErr = coll.CollectAll(cctx, prog)
-	}
-	if err := coll.Close(); err != nil && collErr == nil {
-		collErr = err
-	}
+// reportCloud prints how a cloud run ended and maps it to an exit.
+func reportCloud(o *submitOptions, view *cloudView, run *staging.Run, man *staging.Manifest, out string, res *provision.CloudResult, err error, took time.Duration) error {
+	p := res.Progress
 	s := cloudSummary{
 		runSummary: runSummary{
-			Run: c.run.ID, State: prog.State, Total: len(c.man.Tasks), OK: prog.OK, Failed: prog.Failed,
-			Unfinish: len(c.man.Tasks) - prog.Done(), DurationS: round1(now.Sub(start)),
-			Out: c.out, Results: filepath.Join(c.out, "results.jsonl"), Store: c.run.Store.Location(),
+			Run: run.ID, State: res.State, Total: len(man.Tasks), OK: p.OK, Failed: p.Failed,
+			Unfinish: len(man.Tasks) - p.Done(), DurationS: round1(took),
+			Out: out, Results: filepath.Join(out, "results.jsonl"), Store: run.Store.Location(),
 		},
-		Instances: len(meter.Seen()),
-		Spent:     meter.Spent(now),
+		Instances: res.Instances,
+		Spent:     res.Spent,
 	}
-	if state != "" {
-		s.State = state
+	human := view.w
+	(&localRun{}).report(human, s.runSummary)
+	ended := "all terminated"
+	if err != nil && !errors.Is(err, context.Canceled) {
+		ended = "teardown failed"
 	}
-	(&localRun{}).report(c.human, s.runSummary)
-	fmt.Fprintf(c.human, "fleet:   %s, about %s, all terminated\n", countOf(s.Instances, "instance"), provision.FormatDollars(s.Spent))
-	if c.o.json {
-		_ = writeJSON(c.o.g.io.Out, s)
+	fmt.Fprintf(human, "fleet:   %s, about %s, %s\n", countOf(s.Instances, "instance"), provision.FormatDollars(s.Spent), ended)
+	if o.json {
+		_ = writeJSON(o.g.io.Out, s)
 	}
+	var sr *provision.StillRunningError
 	switch {
-	case downErr != nil:
-		return downErr
-	case followErr != nil && ctx.Err() != nil:
-		return exitError{code: exitInterrupted, msg: fmt.Sprintf("interrupted: %d of %d tasks finished, and the fleet is terminated; burst worker %s finishes the rest here", prog.Done(), len(c.man.Tasks), c.run.Location())}
-	case followErr != nil:
-		return fmt.Errorf("run %s: %w (the fleet is terminated; burst worker %s finishes the rest here)", c.run.ID, followErr, c.run.Location())
-	case collErr != nil:
-		return fmt.Errorf("collecting results: %w (burst results %s tries again)", collErr, c.run.Location())
+	case errors.As(err, &sr):
+		return stillRunning(run.ID, err)
+	case errors.Is(err, context.Canceled):
+		return exitError{code: exitInterrupted, msg: fmt.Sprintf("interrupted: %d of %d tasks finished, and the fleet is terminated; burst worker %s finishes the rest here", p.Done(), len(man.Tasks), run.Location())}
+	case err != nil:
+		return fmt.Errorf("run %s: %w\ninstances of the run may still be running: end them with burst down %s", run.ID, err, run.ID)
+	case res.CollectErr != nil:
+		return fmt.Errorf("collecting results: %w (burst results %s tries again)", res.CollectErr, run.Location())
 	case s.Unfinish > 0:
-		return exitError{code: exitTaskFailed, msg: fmt.Sprintf("run %s %s with %d of %d tasks unfinished; burst worker %s finishes them here", c.run.ID, s.State, s.Unfinish, s.Total, c.run.Location())}
+		return exitError{code: exitTaskFailed, msg: fmt.Sprintf("run %s %s with %d of %d tasks unfinished; burst worker %s finishes them here", run.ID, s.State, s.Unfinish, s.Total, run.Location())}
 	case s.Failed > 0:
 		return exitError{code: exitTaskFailed}
 	}
 	return nil
 }
 
-// Run states that only a cloud run has.
-const (
-	stateBudget = "stopped at the budget"
-	stateGone   = "stopped: every instance ended"
-)
-
-// follow shows the run's progress, collecting results as they arrive,
-// until it is done or cancelled, every instance has ended, the budget is
-// spent, or ctx ends. It returns a state when the run stopped for a
-// reason of the fleet's.
-func (c *cloudRun) follow(ctx context.Context, coll *staging.Collector, meter *provision.Meter, start time.Time) (string, error) {
-	io := c.o.g.io
-	view := newProgressView(c.human, io.OutTTY && !c.o.json, io.Width, 0)
-	view.every = max(10*time.Second, c.o.poll)
-	budget := c.plan.Budget
-	for {
-		p, err := c.run.ReadProgress(ctx, c.man)
-		if err != nil {
-			return "", err
-		}
-		if _, err := coll.CollectAll(ctx, p); err != nil {
-			return "", fmt.Errorf("collecting results: %w", err)
-		}
-		now := time.Now()
-		list, err := provision.RunInstances(ctx, c.cs.api, c.run.ID, slog.Default())
-		if err != nil {
-			return "", err
-		}
-		meter.Observe(list, now)
-		cnt := counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running, Cloud: true, Instances: meter.Live(), Spent: meter.Spent(now)}
-		view.Update(cnt)
-		switch {
-		case p.State == staging.StateDone || p.State == staging.StateCancelled:
-			view.Done(cnt)
-			return "", nil
-		case meter.Live() == 0 && now.Sub(start) > time.Second:
-			view.Done(cnt)
-			return stateGone, nil
-		case budget > 0 && meter.Spent(now)+meter.PerHour()*(c.o.poll+time.Minute).Hours() >= budget:
-			// Another poll could cross the budget: stop here, keeping
-			// everything finished so far.
-			view.Done(cnt)
-			fmt.Fprintf(c.human, "budget %s nearly spent (%s so far): ending the fleet\n", provision.FormatDollars(budget), provision.FormatDollars(meter.Spent(now)))
-			return stateBudget, nil
-		}
-		select {
-		case <-ctx.Done():
-			view.Done(cnt)
-			return "", ctx.Err()
-		case <-time.After(c.o.poll):
-		}
-	}
+// cloudView renders a cloud run's events: progress on a bar or in plain
+// lines, notes and faults as lines of their own.
+type cloudView struct {
+	w        io.Writer
+	progress *progressView
+	last     counts
+	teardown int
 }
 
-// down terminates every instance of the run and waits until they are
-// gone, with a context of its own: it runs after Ctrl-C too.
-func (c *cloudRun) down(ctx context.Context) error {
-	dctx, cancel := cleanupContext(ctx)
-	defer cancel()
-	res, err := provision.Down(dctx, c.cs.api, c.run.ID, provision.DownOptions{Poll: min(c.o.poll, 5*time.Second), Progress: teardownProgress(c.human), Logger: slog.Default()})
-	if err != nil {
-		return stillRunning(c.run.ID, err)
-	}
-	if len(res.Instances) > 0 {
-		fmt.Fprintf(c.human, "terminated %s\n", countOf(len(res.Instances), "instance"))
-	}
-	return nil
+func newCloudView(w io.Writer, tty bool, width int, every time.Duration) *cloudView {
+	v := &cloudView{w: w, progress: newProgressView(w, tty, width, 0), teardown: -1}
+	v.progress.every = every
+	return v
 }
 
-// fallbackOffers lists the offers a launch may use: the chosen one first,
-// then those of the other options, each once.
-func fallbackOffers(chosen provision.Option, all []provision.Option) []provision.Offer {
-	out := []provision.Offer{chosen.Offer}
-	for _, o := range all {
-		if !slices.ContainsFunc(out, func(x provision.Offer) bool { return x.Type.Name == o.Offer.Type.Name && x.Market == o.Offer.Market }) {
-			out = append(out, o.Offer)
+func (v *cloudView) line(format string, args ...any) {
+	if v.progress.tty && v.progress.drawn {
+		fmt.Fprint(v.w, "\r\x1b[K")
+	}
+	fmt.Fprintf(v.w, format+"\n", args...)
+}
+
+func (v *cloudView) event(e provision.Event) {
+	switch e.Kind {
+	case provision.EventNote:
+		v.line("%s", e.Message)
+	case provision.EventLaunched:
+		for _, n := range e.Launched.Notes {
+			v.line("note: %s", n)
+		}
+		v.line("launched %s (%d vCPUs, %s/h): %s", countOf(len(e.Launched.Instances), "instance"), e.Launched.VCPUs, provision.FormatDollars(e.Launched.PerHour), strings.Join(e.Launched.IDs(), " "))
+	case provision.EventProgress:
+		p := e.Progress
+		v.last = counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running, Cloud: true, Instances: e.Instances, Spent: e.Spent}
+		v.progress.Update(v.last)
+	case provision.EventFault:
+		v.line("warning: %s failed (%v); retrying, the fleet is untouched", e.Message, e.Err)
+	case provision.EventStopping:
+		v.progress.Done(v.last)
+		v.line("%s", e.Message)
+	case provision.EventTeardown:
+		if e.Teardown.Terminated != v.teardown {
+			v.line("waiting for instances to terminate: %d of %d terminated", e.Teardown.Terminated, e.Teardown.Total)
+			v.teardown = e.Teardown.Terminated
 		}
 	}
-	return out
-}
-
-// workersPerInstance is the --workers an instance's worker runs with:
-// zero (one per core) unless memory limits it to fewer.
-func workersPerInstance(o provision.Option) int {
-	if per := o.PerInstance(); per < o.Offer.Type.VCPUs {
-		return per
-	}
-	return 0
 }
 
 // owner names who launched a fleet, for its burst:owner tag.

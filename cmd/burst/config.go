@@ -502,3 +502,8 @@ func (c cloudConfig) diff(next cloudConfig) []configChange {
 	}
 	return out
 }
+
+// quoteDefaults are the configuration's defaults for a quote.
+func (c cloudConfig) quoteDefaults() provision.QuoteDefaults {
+	return provision.QuoteDefaults{Types: c.InstanceTypes, Market: string(c.Market), Budget: c.Budget}
+}

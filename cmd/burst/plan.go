@@ -111,43 +111,36 @@ func runPlan(ctx context.Context, o *planCmdOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	req := planRequest{tasks: o.tasks}
+	tasks := o.tasks
+	var probe func(context.Context) (provision.ProbeResult, error)
 	if o.sweep != "" || o.inputs != "" {
 		so := &submitOptions{sweep: o.sweep, inputs: o.inputs}
 		inputs, _, err := so.loadInputs()
 		if err != nil {
 			return err
 		}
-		req.tasks = len(inputs)
+		tasks = len(inputs)
 		if o.plan.probe {
-			if req.probe, err = probeFirst(o.g.io.Err, o.script, o.python, inputs, o.shared); err != nil {
+			if probe, err = probeFirst(o.g.io.Err, o.script, o.python, inputs, o.shared); err != nil {
 				return err
 			}
 		}
 	}
-	api, cfg, err := o.g.ec2Client(ctx)
+	// The configuration's defaults apply as they do to a cloud submit.
+	cs, err := o.g.openCloud(ctx, false)
 	if err != nil {
 		return err
 	}
-	req.region = cfg.Region
-	res, err := o.plan.plan(ctx, api, req)
+	res, err := o.plan.quote(ctx, cs, tasks, probe)
 	var np *provision.NoPlanError
-	switch {
-	case err == nil:
-	case errors.As(err, &np):
-		if o.json {
-			if jerr := writeJSON(o.g.io.Out, planJSON(res, np.Nearest, np.Error())); jerr != nil {
-				return jerr
-			}
-		} else {
-			fmt.Fprintln(o.g.io.Out, "nearest options:")
-			writePlanTable(o.g.io.Out, np.Nearest, false)
+	if errors.As(err, &np) && o.json {
+		if jerr := writeJSON(o.g.io.Out, planJSON(res, np.Nearest, np.Error())); jerr != nil {
+			return jerr
 		}
 		return usageError{np}
-	case errors.Is(err, provision.ErrBudgetTooSmall), errors.Is(err, provision.ErrNoOffers):
-		return usageError{err}
-	default:
-		return err
+	}
+	if err != nil {
+		return quoteError(o.g.io.Out, err)
 	}
 	if o.json {
 		return writeJSON(o.g.io.Out, planJSON(res, res.Options, ""))
@@ -158,7 +151,7 @@ func runPlan(ctx context.Context, o *planCmdOptions) error {
 
 // writePlan prints a plan for people: what it was made from, the table,
 // and the notes.
-func writePlan(w io.Writer, res *planResult) {
+func writePlan(w io.Writer, res *provision.Quote) {
 	how := "given"
 	if res.Probe != nil {
 		how = "measured"
@@ -179,8 +172,8 @@ func writePlan(w io.Writer, res *planResult) {
 	writePlanTable(w, res.Options, true)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "* recommended: the fastest within 10% of the cheapest; the others trade time for money. Nothing was launched.")
-	if t, err := provision.OnDemandPrices(); err == nil {
-		fmt.Fprintf(w, "Spot prices are EC2's now; on-demand prices are from burst's table of %s.\n", t.AsOf)
+	if res.PriceSource != "" {
+		fmt.Fprintf(w, "Spot prices are EC2's now; on-demand prices are from %s.\n", res.PriceSource)
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -220,26 +213,28 @@ type optionJSON struct {
 }
 
 type planJSONOut struct {
-	Region        string       `json:"region"`
-	Tasks         int          `json:"tasks"`
-	TaskTimeS     float64      `json:"task_time_s"`
-	TaskMemoryMiB int64        `json:"task_memory_mib,omitempty"`
-	Probe         *probeResult `json:"probe,omitempty"`
-	Budget        float64      `json:"budget_usd,omitempty"`
-	DeadlineS     float64      `json:"deadline_s,omitempty"`
-	OnDemandAsOf  string       `json:"on_demand_prices_as_of"`
-	Error         string       `json:"error,omitempty"`
-	Options       []optionJSON `json:"options"`
-	Notes         []string     `json:"notes,omitempty"`
+	Region        string                 `json:"region"`
+	Tasks         int                    `json:"tasks"`
+	TaskTimeS     float64                `json:"task_time_s"`
+	TaskMemoryMiB int64                  `json:"task_memory_mib,omitempty"`
+	Probe         *provision.ProbeResult `json:"probe,omitempty"`
+	Budget        float64                `json:"budget_usd,omitempty"`
+	DeadlineS     float64                `json:"deadline_s,omitempty"`
+	OnDemandAsOf  string                 `json:"on_demand_prices_as_of"`
+	PriceSource   string                 `json:"on_demand_prices_source,omitempty"`
+	Error         string                 `json:"error,omitempty"`
+	Options       []optionJSON           `json:"options"`
+	Notes         []string               `json:"notes,omitempty"`
 }
 
 // planJSON is what --json prints: a plan, or a refusal (its message) with
 // the nearest options.
-func planJSON(res *planResult, opts []provision.Option, refusal string) planJSONOut {
+func planJSON(res *provision.Quote, opts []provision.Option, refusal string) planJSONOut {
 	out := planJSONOut{Error: refusal, Options: []optionJSON{}}
 	if res != nil {
 		out.Region, out.Tasks, out.TaskTimeS, out.TaskMemoryMiB = res.Region, res.Tasks, res.TaskTime.Seconds(), res.MemoryMiB
 		out.Probe, out.Budget, out.DeadlineS, out.Notes = res.Probe, res.Budget, res.Deadline.Seconds(), res.Notes
+		out.PriceSource = res.PriceSource
 	}
 	if t, err := provision.OnDemandPrices(); err == nil {
 		out.OnDemandAsOf = t.AsOf

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -78,8 +75,8 @@ func (p *planOptions) validate() error {
 	case p.bootTime <= 0:
 		return usageErrorf("--boot-time must be positive, got %s", p.bootTime)
 	}
-	if _, err := p.markets(); err != nil {
-		return err
+	if _, err := provision.ParseMarket(p.market); err != nil {
+		return usageErrorf("--%v", err)
 	}
 	for _, t := range p.types {
 		if !typeName.MatchString(t) {
@@ -125,166 +122,58 @@ func parseMiB(s string) (int64, error) {
 	return int64(mib), nil
 }
 
-// markets returns the markets that --market allows, preferred first.
-func (p *planOptions) markets() ([]provision.Market, error) {
-	switch p.market {
-	case "any":
-		return []provision.Market{provision.Spot, provision.OnDemand}, nil
-	case "spot":
-		return []provision.Market{provision.Spot}, nil
-	case "on-demand", "ondemand":
-		return []provision.Market{provision.OnDemand}, nil
+// quoteRequest is what the flags ask of a quote for tasks tasks in
+// region: a flag not given is left zero, for the configuration's default
+// (see provision.MakeQuote).
+func (p *planOptions) quoteRequest(tasks int, region string, probe func(context.Context) (provision.ProbeResult, error)) provision.QuoteRequest {
+	changed := func(name string) bool { return p.flags != nil && p.flags.Changed(name) }
+	req := provision.QuoteRequest{
+		Tasks: tasks, Region: region, TaskTime: p.taskTime, MemoryMiB: p.memoryMiB,
+		Budget: p.budget, Deadline: p.deadline, MaxInstances: p.maxInstances, MaxVCPUs: p.maxVCPUs,
+		BootTime: p.bootTime, Probe: probe,
 	}
-	return nil, usageErrorf("--market must be spot, on-demand or any, got %q", p.market)
+	if changed("types") {
+		req.Types = slices.Clone(p.types)
+	}
+	if changed("market") {
+		req.Market = p.market
+	}
+	return req
 }
 
-// probeResult is what running one task here measured.
-type probeResult struct {
-	Task     string        `json:"task"`
-	Duration time.Duration `json:"-"`
-	PeakMiB  int64         `json:"peak_mib"`
-	Seconds  float64       `json:"seconds"`
-}
-
-// planRequest is what a plan needs besides the flags.
-type planRequest struct {
-	tasks  int
-	region string
-	// probe measures one task here; it is called only with --probe.
-	probe func(ctx context.Context) (probeResult, error)
-}
-
-// planResult is a plan: the inputs it was made from, the ranked options
-// (the recommended one first), and notes for people.
-type planResult struct {
-	Region    string
-	Tasks     int
-	TaskTime  time.Duration
-	MemoryMiB int64
-	Probe     *probeResult
-	Budget    float64
-	Deadline  time.Duration
-	Options   []provision.Option
-	Notes     []string
-}
-
-// plan sizes a fleet for req.tasks tasks in region: it validates the
-// flags, reads the instance types and spot prices from EC2 (read-only
-// calls), measures a task with --probe, and ranks the options (see
-// provision.Plan). An unknown instance type or a type the worker image
-// cannot run is a usage error. When no option meets the limits, the
-// error is provision's (*provision.NoPlanError, ErrBudgetTooSmall,
-// ErrNoOffers), with the partial result for its notes.
-func (p *planOptions) plan(ctx context.Context, api provision.EC2API, req planRequest) (*planResult, error) {
+// quote validates the flags and makes the quote for tasks tasks in the
+// cloud session's region, with its configuration's defaults: the one
+// quote that burst plan shows and a cloud submit launches. A refusal for
+// the inputs is a usage error; Plan's errors (*provision.NoPlanError,
+// ErrBudgetTooSmall, ErrNoOffers) come with the partial quote.
+func (p *planOptions) quote(ctx context.Context, cs *cloudSession, tasks int, probe func(context.Context) (provision.ProbeResult, error)) (*provision.Quote, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	markets, _ := p.markets()
-	res := &planResult{Region: req.region, Tasks: req.tasks, TaskTime: p.taskTime, MemoryMiB: p.memoryMiB, Budget: p.budget, Deadline: p.deadline}
-	its, err := provision.Catalog(ctx, api, p.types)
-	if errors.Is(err, provision.ErrUnknownType) {
-		return nil, usageErrorf("--types: %v in %s", err, req.region)
+	if p.probe && probe == nil {
+		return nil, usageErrorf("--probe needs the tasks' inputs (--sweep or --inputs)")
 	}
-	if err != nil {
-		return nil, err
+	q, err := provision.MakeQuote(ctx, cs.api, p.quoteRequest(tasks, cs.region, probe), cs.cfg.quoteDefaults())
+	var ie *provision.InputError
+	var pf *provision.ProbeFailedError
+	switch {
+	case errors.As(err, &ie):
+		return nil, usageErrorf("--%s", ie.Msg)
+	case errors.As(err, &pf):
+		return nil, exitError{code: exitTaskFailed, msg: pf.Error()}
 	}
-	var names []string
-	for _, it := range its {
-		if it.Arch != "x86_64" {
-			return nil, usageErrorf("--types: %s is %s; burst's worker image, like 3D Slicer on Linux, is x86_64 only", it.Name, it.Arch)
-		}
-		names = append(names, it.Name)
-	}
-	spot := map[string]float64{}
-	if slices.Contains(markets, provision.Spot) {
-		if spot, err = provision.SpotPrices(ctx, api, names); err != nil {
-			return nil, err
-		}
-	}
-	offers, notes := provision.Offers(req.region, its, spot, markets)
-	res.Notes = append(res.Notes, notes...)
-	if p.probe {
-		if req.probe == nil {
-			return nil, usageErrorf("--probe needs the tasks' inputs (--sweep or --inputs)")
-		}
-		pr, err := req.probe(ctx)
-		if err != nil {
-			return nil, err
-		}
-		res.Probe = &pr
-		res.TaskTime = max(pr.Duration, time.Millisecond)
-		if res.MemoryMiB == 0 {
-			res.MemoryMiB = pr.PeakMiB
-		}
-		res.Notes = append(res.Notes, fmt.Sprintf("time per task measured here on task %s: %s, peak memory %d MiB; an instance's core may be faster or slower", pr.Task, fmtSeconds(pr.Duration), pr.PeakMiB))
-	}
-	res.Options, err = provision.Plan(provision.PlanInput{
-		Tasks:         req.tasks,
-		TaskTime:      res.TaskTime,
-		TaskMemoryMiB: res.MemoryMiB,
-		Budget:        p.budget,
-		Deadline:      p.deadline,
-		MaxInstances:  p.maxInstances,
-		MaxVCPUs:      p.maxVCPUs,
-		Offers:        offers,
-		BootTime:      p.bootTime,
-	})
-	return res, err
+	return q, err
 }
 
-func fmtSeconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
-}
-
-// probeTask runs one task here, as a worker would (a throw-away run store
-// holding just its input, the script and the shared files, and the
-// executor's task runner), and measures it. The task's stderr goes to
-// stderr. A failing task is an error: its time would mean nothing.
-func probeTask(ctx context.Context, script, python string, in staging.Input, shared []string, stderr io.Writer) (probeResult, error) {
-	dir, err := os.MkdirTemp("", "burst-probe-")
-	if err != nil {
-		return probeResult{}, err
-	}
-	defer os.RemoveAll(dir)
-	store, err := staging.OpenFS(filepath.Join(dir, "store"))
-	if err != nil {
-		return probeResult{}, err
-	}
-	defer store.Close()
-	run, err := staging.Stage(ctx, store, staging.StageRequest{
-		ScriptPath:  script,
-		Inputs:      []staging.Input{in},
-		SharedPaths: shared,
-		Manifest:    staging.Manifest{Python: python, Source: "probe", Slots: 1, LeaseTTL: staging.Duration(time.Minute)},
-		Logger:      slog.Default(),
-	})
-	if err != nil {
-		return probeResult{}, fmt.Errorf("probe: staging task %s: %w", in.ID, err)
-	}
-	man, err := run.Manifest(ctx)
-	if err != nil {
-		return probeResult{}, err
-	}
-	r, err := executor.Repro(ctx, run, man, python, filepath.Join(dir, "work"), provision.CacheDir(provision.DefaultDir()), in.ID, stderr)
-	if err != nil {
-		return probeResult{}, fmt.Errorf("probe: running task %s: %w", in.ID, err)
-	}
-	if r.Error != "" {
-		return probeResult{}, exitError{code: exitTaskFailed, msg: fmt.Sprintf("probe: task %s failed here: %s", in.ID, r.Error)}
-	}
-	d := time.Duration(r.DurationS * float64(time.Second))
-	return probeResult{Task: in.ID, Duration: d, Seconds: r.DurationS, PeakMiB: (r.MaxRSSKB + 1023) / 1024}, nil
-}
-
-// probeFirst returns a planRequest.probe that runs the first of inputs
-// here with the interpreter that --python names, saying so on w.
-func probeFirst(w io.Writer, script, pythonFlag string, inputs []staging.Input, shared []string) (func(context.Context) (probeResult, error), error) {
+// probeFirst returns a probe that runs the first of inputs here with the
+// interpreter that --python names, saying so on w.
+func probeFirst(w io.Writer, script, pythonFlag string, inputs []staging.Input, shared []string) (func(context.Context) (provision.ProbeResult, error), error) {
 	python, err := executor.ResolvePython(pythonFlag)
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return func(ctx context.Context) (probeResult, error) {
+	return func(ctx context.Context) (provision.ProbeResult, error) {
 		fmt.Fprintf(w, "probe: running task %s here with %s\n", inputs[0].ID, python)
-		return probeTask(ctx, script, python, inputs[0], shared, w)
+		return provision.ProbeTask(ctx, script, python, inputs[0], shared, w)
 	}, nil
 }
