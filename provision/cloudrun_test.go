@@ -468,3 +468,60 @@ func TestCleanupsReverseOrder(t *testing.T) {
 		t.Errorf("second run: %v, %v", err, order)
 	}
 }
+
+// A detached run, followed later from another process with its fleet
+// record: an instance that ends while work remains is replaced within the
+// recorded limits, and the run finishes.
+func TestMaintainReplacesForDetachedRun(t *testing.T) {
+	ct := newCloudTest(t, 300, time.Minute, 10)
+	cr, err := NewCloudRun(ct.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cr.Launch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := LoadFleetRecord(context.Background(), ct.spec.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Launch.MaxPerHour != ct.quote.MaxPerHour() || !rec.Launch.Expires.Equal(cr.Deadline()) {
+		t.Errorf("record %+v", rec)
+	}
+	ct.clock.advance(3 * time.Minute)
+	ct.f.end(ct.f.instances[0].id)
+	res, err := Maintain(context.Background(), MaintainSpec{
+		EC2: ct.f, Run: ct.spec.Run, Manifest: ct.spec.Manifest, Record: rec, Progress: ct.sim,
+		Poll: 5 * time.Second, Teardown: true, Clock: ct.clock, Logger: ct.spec.Logger,
+		Events: func(e Event) { ct.events = append(ct.events, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != staging.StateDone {
+		t.Fatalf("state %q", res.State)
+	}
+	if ct.f.calls["CreateFleet"] < 2 {
+		t.Errorf("no replacement: %d fleet requests", ct.f.calls["CreateFleet"])
+	}
+	// The new process's requests are new ones, not replays of the launch.
+	tokens := map[string]bool{}
+	for _, in := range ct.f.fleetInputs {
+		if tokens[*in.ClientToken] {
+			t.Errorf("client token %s reused", *in.ClientToken)
+		}
+		tokens[*in.ClientToken] = true
+	}
+	if live := ct.f.live(testRun); len(live) > 0 {
+		t.Errorf("left running: %v", live)
+	}
+	ct.checkSpend()
+}
+
+// A run without a fleet record cannot be maintained.
+func TestLoadFleetRecordMissing(t *testing.T) {
+	ct := newCloudTest(t, 10, time.Minute, 0)
+	if _, err := LoadFleetRecord(context.Background(), ct.spec.Run); !errors.Is(err, ErrNoFleet) {
+		t.Errorf("err %v, want ErrNoFleet", err)
+	}
+}

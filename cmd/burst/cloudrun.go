@@ -292,6 +292,47 @@ func (v *cloudView) event(e provision.Event) {
 	}
 }
 
+// runMaintain follows a detached cloud run and keeps its fleet at its
+// capacity (burst watch --maintain).
+func runMaintain(ctx context.Context, g *globalOptions, arg string, every time.Duration) error {
+	if every < 100*time.Millisecond {
+		return usageErrorf("--every must be at least 100ms")
+	}
+	run, man, err := g.openRun(ctx, arg)
+	if err != nil {
+		return err
+	}
+	rec, err := provision.LoadFleetRecord(ctx, run)
+	if errors.Is(err, provision.ErrNoFleet) {
+		return usageErrorf("--maintain: run %s %v", run.ID, err)
+	}
+	if err != nil {
+		return err
+	}
+	cs, err := g.openCloud(ctx, false)
+	if err != nil {
+		return err
+	}
+	view := newCloudView(g.io.Out, g.io.OutTTY, g.io.Width, max(10*time.Second, every))
+	res, err := provision.Maintain(ctx, provision.MaintainSpec{
+		EC2: cs.api, Run: run, Manifest: man, Record: rec, Poll: every,
+		Events: view.event, Logger: slog.Default(),
+	})
+	view.progress.Done(view.last)
+	if errors.Is(err, context.Canceled) {
+		return exitError{code: exitInterrupted, msg: "interrupted: the fleet is untouched and ends itself by its deadline"}
+	}
+	if err != nil {
+		return err
+	}
+	p := res.Progress
+	fmt.Fprintf(g.io.Out, "run %s %s: %d ok, %d failed of %d; its instances cost about %s\n", run.ID, res.State, p.OK, p.Failed, p.Total, provision.FormatDollars(res.Spent))
+	if p.Failed > 0 || p.Done() < p.Total {
+		return exitError{code: exitTaskFailed}
+	}
+	return nil
+}
+
 // owner names who launched a fleet, for its burst:owner tag.
 func owner() string {
 	name := "unknown"

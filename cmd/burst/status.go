@@ -96,10 +96,11 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 
 // watchOptions are burst watch's flags.
 type watchOptions struct {
-	every time.Duration
-	json  bool
-	out   string
-	grace time.Duration
+	every    time.Duration
+	json     bool
+	out      string
+	grace    time.Duration
+	maintain bool
 }
 
 func newWatchCmd(g *globalOptions) *cobra.Command {
@@ -119,12 +120,24 @@ path of its pickled output (ok tasks), and stderr_file, the path of its
 last stderr (failed tasks). Every finished task is printed once; nothing
 else is printed on stdout. burst status RUN --json tells the final state.
 
+With --maintain, for a run submitted with --cloud aws --detach, watch
+follows its fleet too (with the AWS credentials) and launches
+replacements for instances that end while work remains, within the rate,
+budget and deadline that the submit recorded; the instances still end
+themselves at the run's deadline whether or not this keeps watching.
+
 Exit status: 0 when the run ended with no failed task, 1 when some failed
 (or watching failed), 2 for bad usage.`,
 		Example: `  burst watch offset-20261126-093012-1a2b
   burst watch s3://my-bucket/burst/runs/offset-20261126-093012-1a2b --json --out res/`,
 		Args: exactArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.maintain {
+				if o.json {
+					return usageErrorf("give --maintain or --json, not both")
+				}
+				return runMaintain(cmd.Context(), g, args[0], o.every)
+			}
 			return runWatch(cmd.Context(), g, args[0], o)
 		},
 	}
@@ -133,6 +146,7 @@ Exit status: 0 when the run ended with no failed task, 1 when some failed
 	f.BoolVar(&o.json, "json", false, "print one JSON line per finished task, collecting it into --out")
 	f.StringVarP(&o.out, "out", "o", "", "with --json, `DIR` to collect into (default: where submit collected, else ./burst-results/RUN)")
 	f.DurationVar(&o.grace, "grace", 0, "how long to keep following a run that nobody is working on, for workers still starting")
+	f.BoolVar(&o.maintain, "maintain", false, "replace a cloud run's instances that end while work remains")
 	return cmd
 }
 
