@@ -6,6 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,11 +248,42 @@ func checkResults(t *testing.T, out string, n int) {
 	}
 }
 
+// cloudBudget is the budget of every test's cloud run, in dollars.
+const cloudBudget = 0.05
+
+// checkSpend asserts the budget on what the harness saw of the run's
+// instances: each billed from boot to its end (or now), at least a
+// minute, at the on-demand price (spot costs less), within the budget
+// plus one billing minute per instance.
+func (c *cloudEnv) checkSpend(t *testing.T, id string) {
+	t.Helper()
+	spent, minutes, n := 0.0, 0.0, 0
+	for _, in := range c.harness.Instances() {
+		if c.instanceOf(in.ID) != id {
+			continue
+		}
+		price, ok := provision.OnDemandPrice(testmoto.Region, in.Type)
+		if !ok {
+			t.Fatalf("no price for %s", in.Type)
+		}
+		end := in.Terminated
+		if end.IsZero() {
+			end = time.Now()
+		}
+		spent += price * max(end.Sub(in.Booted), time.Minute).Hours()
+		minutes += price / 60
+		n++
+	}
+	if spent > cloudBudget+minutes {
+		t.Errorf("run %s: %d instances cost up to $%.4f, over the budget of $%.2f plus a minute each", id, n, spent, cloudBudget)
+	}
+}
+
 // cloudArgs are the flags of a small, quick cloud run.
 func (c *cloudEnv) cloudArgs(script, sweep, out string, more ...string) []string {
 	return append([]string{"submit", script, "--sweep", sweep, "--cloud", "aws", "--yes",
 		"--python", c.python, "--out", out, "--poll", "300ms",
-		"--task-time", "1s", "--boot-time", "5s", "--types", "c6i.large", "--max-instances", "2"}, more...)
+		"--task-time", "1s", "--boot-time", "5s", "--types", "c6i.large", "--max-instances", "2", "--budget", fmt.Sprint(cloudBudget)}, more...)
 }
 
 // runID reads the run id from a CLI's output ("run ID staged in ...").
@@ -313,7 +348,7 @@ func TestCloud(t *testing.T) {
 	t.Run("sweep", func(t *testing.T) {
 		script, sweep := c.writeSweep("square", 12, 200*time.Millisecond)
 		out := filepath.Join(c.dir, "square")
-		code, stdout, stderr := c.burstCmd(c.cloudArgs(script, sweep, out, "--budget", "1")...)
+		code, stdout, stderr := c.burstCmd(c.cloudArgs(script, sweep, out)...)
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
@@ -326,6 +361,7 @@ func TestCloud(t *testing.T) {
 		if !strings.Contains(stdout, "all terminated") {
 			t.Errorf("no fleet summary:\n%s", stdout)
 		}
+		c.checkSpend(t, id)
 		// Every instance booted from the run's image, ran a worker, and
 		// ended.
 		var booted int
@@ -379,6 +415,92 @@ func TestCloud(t *testing.T) {
 		if ids := c.live(id); len(ids) > 0 {
 			t.Errorf("instances left running: %v", ids)
 		}
+		c.checkSpend(t, id)
+	})
+
+	// An instance killed without notice mid-run, the only one of its
+	// fleet: the CLI launches a replacement, says so, and the run
+	// finishes on it.
+	t.Run("instance killed", func(t *testing.T) {
+		script, sweep := c.writeSweep("killed", 12, time.Second)
+		out := filepath.Join(c.dir, "killed")
+		args := c.cloudArgs(script, sweep, out, "--max-instances", "1", "--lease-ttl", "3s")
+		cmd, buf, id := c.startCLI(t, args, 1)
+		for c.results(t, id) < 2 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		victim := c.live(id)
+		if len(victim) != 1 {
+			t.Fatalf("live: %v", victim)
+		}
+		if _, err := c.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: victim}); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, cmd, buf, 3*time.Minute); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, buf.String())
+		}
+		checkResults(t, out, 12)
+		if !strings.Contains(buf.String(), "launching replacements") {
+			t.Errorf("the replacement was not announced:\n%s", buf.String())
+		}
+		booted := 0
+		for _, in := range c.harness.Instances() {
+			if c.instanceOf(in.ID) == id {
+				booted++
+			}
+		}
+		if booted < 2 {
+			t.Errorf("%d instances booted for the run, want a replacement", booted)
+		}
+		c.waitEnded(t, id)
+		if ids := c.live(id); len(ids) > 0 {
+			t.Errorf("instances left running: %v", ids)
+		}
+		c.checkSpend(t, id)
+	})
+
+	// EC2 unreachable from the CLI for a while mid-run: the follow logs
+	// and retries, the fleet is untouched, and the run finishes.
+	t.Run("ec2 faults", func(t *testing.T) {
+		script, sweep := c.writeSweep("faulty", 16, time.Second)
+		out := filepath.Join(c.dir, "faulty")
+		proxy := newFaultProxy(t, c.moto.Endpoint())
+		cmd := c.command(c.cloudArgs(script, sweep, out)...)
+		cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL_EC2="+proxy.url, "AWS_MAX_ATTEMPTS=1")
+		buf := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = buf, buf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		deadline := time.Now().Add(2 * time.Minute)
+		for !strings.Contains(buf.String(), "launched ") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no fleet launched:\n%s", buf.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		proxy.setFailing(true)
+		for !strings.Contains(buf.String(), "the fleet is untouched") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no fault reported:\n%s", buf.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(3 * time.Second)
+		proxy.setFailing(false)
+		if code := waitExit(t, cmd, buf, 3*time.Minute); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, buf.String())
+		}
+		checkResults(t, out, 16)
+		id := runID(t, buf.String())
+		c.waitEnded(t, id)
+		for _, in := range c.harness.Instances() {
+			if c.instanceOf(in.ID) == id && in.TerminatedBy == fleetsim.ByAPI && !in.Terminated.After(proxy.lastFailure()) {
+				t.Errorf("instance %s terminated by the CLI during the faults", in.ID)
+			}
+		}
+		c.checkSpend(t, id)
 	})
 
 	// The CLI killed mid-run: the fleet finishes the run and ends itself.
@@ -407,6 +529,7 @@ func TestCloud(t *testing.T) {
 				t.Errorf("instance %s ended by %q, not by shutting itself down", in.ID, in.TerminatedBy)
 			}
 		}
+		c.checkSpend(t, id)
 	})
 
 	// Ctrl-C: the CLI terminates the fleet, waits until it is gone, and
@@ -433,6 +556,7 @@ func TestCloud(t *testing.T) {
 				t.Errorf("instance %s ended by %q, not by the CLI", in.ID, in.TerminatedBy)
 			}
 		}
+		c.checkSpend(t, id)
 	})
 
 	// burst gc ends instances of ended runs and expired ones, keeps those
@@ -492,6 +616,55 @@ func TestCloud(t *testing.T) {
 			t.Errorf("a second down says:\n%s", stdout)
 		}
 	})
+}
+
+// faultProxy forwards EC2 requests to moto, or, while failing, answers
+// each with EC2's 503 Unavailable.
+type faultProxy struct {
+	url     string
+	mu      sync.Mutex
+	failing bool
+	last    time.Time
+}
+
+func newFaultProxy(t *testing.T, target string) *faultProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		failing := p.failing
+		if failing {
+			p.last = time.Now()
+		}
+		p.mu.Unlock()
+		if failing {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>Unavailable</Code><Message>The service is unavailable (test).</Message></Error></Errors><RequestID>x</RequestID></Response>`)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+func (p *faultProxy) setFailing(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failing = on
+}
+
+func (p *faultProxy) lastFailure() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }
 
 // orphan starts an instance tagged as burst's, for run, expiring then.
