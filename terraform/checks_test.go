@@ -648,10 +648,17 @@ func grants(stmts []statement) []grant {
 	return slices.Compact(out)
 }
 
+// workerWrites are the folders of a run (runs/<run>/<folder>/) that
+// workers write: leases, results, statuses, logs and heartbeats. Nothing
+// else of a run (manifest, script, inputs, fleet record, control flags)
+// nor of cas/.
+var workerWrites = []string{"leases", "results", "status", "logs", "workers"}
+
 // checkWorker: the worker role is assumed by EC2 alone, gets its rights only
 // from inline policies written in the module (no managed policies), and
-// those allow exactly Get/Put/Delete on runs/* and cas/* and ListBucket on
-// the bucket under those two prefixes. Its instance profile holds it.
+// those allow exactly GetObject on runs/* and cas/*, PutObject on the
+// folders of workerWrites, DeleteObject on leases, and ListBucket on the
+// bucket under the two prefixes. Its instance profile holds it.
 func (m *module) checkWorker(p *policySet) []string {
 	role := "aws_iam_role." + workerName
 	b := m.resource("aws_iam_role", workerName)
@@ -704,12 +711,7 @@ func (m *module) checkWorker(p *policySet) []string {
 	}
 	arn := "${aws_s3_bucket." + bucketName + ".arn}"
 	list := condition{test: "StringLike", variable: "s3:prefix", values: []string{"runs/", "runs/*", "cas/", "cas/*"}}.String()
-	var want []grant
-	for _, a := range []string{"s3:DeleteObject", "s3:GetObject", "s3:PutObject"} {
-		for _, prefix := range []string{storeShared, storeRuns} {
-			want = append(want, grant{a, arn + "/" + prefix + "*", ""})
-		}
-	}
+	want := workerGrants(arn)
 	want = append(want, grant{"s3:ListBucket", arn, list})
 	sort.Slice(want, func(i, j int) bool { return fmt.Sprint(want[i]) < fmt.Sprint(want[j]) })
 	got := grants(stmts)
@@ -733,6 +735,19 @@ func (m *module) checkWorker(p *policySet) []string {
 		probs = append(probs, "no aws_iam_instance_profile holds "+role)
 	}
 	return probs
+}
+
+// workerGrants are the object grants the worker role must have, on the
+// bucket arn.
+func workerGrants(arn string) []grant {
+	var want []grant
+	for _, prefix := range []string{storeShared, storeRuns} {
+		want = append(want, grant{"s3:GetObject", arn + "/" + prefix + "*", ""})
+	}
+	for _, d := range workerWrites {
+		want = append(want, grant{"s3:PutObject", arn + "/" + storeRuns + "*/" + d + "/*", ""})
+	}
+	return append(want, grant{"s3:DeleteObject", arn + "/" + storeRuns + "*/leases/*", ""})
 }
 
 func when(conds string) string {

@@ -140,8 +140,8 @@ func TestModuleWorkerGrants(t *testing.T) {
 		lines = append(lines, g.action+" on "+g.resource+when(g.conditions))
 	}
 	t.Logf("the worker role allows:\n  %s", strings.Join(lines, "\n  "))
-	if len(got) != 7 {
-		t.Errorf("the worker role has %d grants, want 7 (3 actions on 2 prefixes, and ListBucket)", len(got))
+	if want := len(workerGrants("x")) + 1; len(got) != want {
+		t.Errorf("the worker role has %d grants, want %d (reads of 2 prefixes, writes of %d folders, lease deletes, and ListBucket)", len(got), want, len(workerWrites))
 	}
 }
 
@@ -462,12 +462,24 @@ func TestChecksReportMutations(t *testing.T) {
 		name, file, old, new, want string
 	}{
 		{"worker may list every bucket", "worker.tf",
-			`actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]`,
-			`actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListAllMyBuckets"]`,
+			`actions = ["s3:GetObject"]`,
+			`actions = ["s3:GetObject", "s3:ListAllMyBuckets"]`,
 			"the worker role allows s3:ListAllMyBuckets on ${aws_s3_bucket.store.arn}/runs/*, which it must not"},
 		{"worker may write anywhere in the bucket", "worker.tf",
-			`"${aws_s3_bucket.store.arn}/cas/*",`, `"${aws_s3_bucket.store.arn}/*",`,
+			`"${aws_s3_bucket.store.arn}/runs/*/logs/*",`, `"${aws_s3_bucket.store.arn}/*",`,
 			"the worker role allows s3:PutObject on ${aws_s3_bucket.store.arn}/*"},
+		{"worker may rewrite runs (their scripts)", "worker.tf",
+			`"${aws_s3_bucket.store.arn}/runs/*/workers/*",`, `"${aws_s3_bucket.store.arn}/runs/*",`,
+			"the worker role allows s3:PutObject on ${aws_s3_bucket.store.arn}/runs/*, which it must not"},
+		{"worker may write shared files", "worker.tf",
+			`actions = ["s3:GetObject"]`, `actions = ["s3:GetObject", "s3:PutObject"]`,
+			"the worker role allows s3:PutObject on ${aws_s3_bucket.store.arn}/cas/*, which it must not"},
+		{"worker may delete results", "worker.tf",
+			`resources = ["${aws_s3_bucket.store.arn}/runs/*/leases/*"]`, `resources = ["${aws_s3_bucket.store.arn}/runs/*"]`,
+			"the worker role allows s3:DeleteObject on ${aws_s3_bucket.store.arn}/runs/*, which it must not"},
+		{"worker cannot write its heartbeats", "worker.tf",
+			`"${aws_s3_bucket.store.arn}/runs/*/workers/*",`, ``,
+			"the worker role does not allow s3:PutObject on ${aws_s3_bucket.store.arn}/runs/*/workers/*"},
 		{"worker lists without a prefix condition", "worker.tf",
 			`variable = "s3:prefix"`, `variable = "s3:delimiter"`,
 			"the worker role does not allow s3:ListBucket on ${aws_s3_bucket.store.arn} when StringLike s3:prefix"},

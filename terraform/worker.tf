@@ -1,9 +1,15 @@
-# The identity of the worker instances. A worker only moves objects in the
-# run store: it claims chunks with conditional writes, reads inputs, writes
-# results, logs and heartbeats, and deletes its leases. It ends its own
-# instance with `shutdown -h` (the launch sets shutdown behaviour to
-# terminate), and it learns of spot interruptions from the instance metadata
-# service, so it needs no EC2 permissions at all.
+# The identity of the worker instances. A worker reads a run (manifest,
+# script, inputs, shared files) and writes only what workers write: leases,
+# results, statuses, logs and heartbeats. It can never rewrite a run's
+# manifest, script, inputs, fleet record or control flags, nor anything in
+# cas/, so an instance cannot plant code that the laptop later runs. It
+# ends its own instance with `shutdown -h` (the launch sets shutdown
+# behaviour to terminate), and it learns of spot interruptions from the
+# instance metadata service, so it needs no EC2 permissions at all.
+#
+# Scoping each instance to its own run is not possible with an instance
+# profile: its role session carries no tag of the instance's.
+
 
 data "aws_iam_policy_document" "worker_assume" {
   statement {
@@ -30,13 +36,40 @@ data "aws_iam_policy_document" "worker" {
   # (If-None-Match, If-Match) and multipart uploads. Incomplete uploads are
   # left to the bucket's lifecycle rule rather than s3:AbortMultipartUpload.
   statement {
-    sid     = "RunStoreObjects"
+    sid     = "RunStoreRead"
     effect  = "Allow"
-    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    actions = ["s3:GetObject"]
     resources = [
       "${aws_s3_bucket.store.arn}/runs/*",
       "${aws_s3_bucket.store.arn}/cas/*",
     ]
+  }
+
+  # The folders of a run that workers write, under runs/<run>/: a change
+  # of the run layout changes this list (and the checks in
+  # checks_test.go). In S3 ARNs * also matches "/", so runs/*/leases/*
+  # matches a "leases" folder anywhere below runs/: no key that burst
+  # reads as a run's code or inputs has such a folder (run and task ids,
+  # and the script's name, hold no "/").
+  statement {
+    sid     = "RunStoreWorkerWrites"
+    effect  = "Allow"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.store.arn}/runs/*/leases/*",
+      "${aws_s3_bucket.store.arn}/runs/*/results/*",
+      "${aws_s3_bucket.store.arn}/runs/*/status/*",
+      "${aws_s3_bucket.store.arn}/runs/*/logs/*",
+      "${aws_s3_bucket.store.arn}/runs/*/workers/*",
+    ]
+  }
+
+  # A worker gives a chunk back by deleting its lease.
+  statement {
+    sid       = "RunStoreLeaseRelease"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.store.arn}/runs/*/leases/*"]
   }
 
   # Listing finds claimable chunks, expired leases and finished tasks, only

@@ -91,3 +91,28 @@ func stillRunning(runID string, err error) error {
 	}
 	return fmt.Errorf("%w\ninstances of run %s may still be running: end them with burst down %s", err, runID, runID)
 }
+
+// sealRun records the checksums of a freshly staged run's manifest and
+// script on this machine (see provision.SealRun).
+func sealRun(ctx context.Context, run *staging.Run) error {
+	dir, err := provision.SealDir()
+	if err != nil {
+		return err
+	}
+	return provision.SealRun(ctx, run, dir)
+}
+
+// checkSeal refuses a run whose manifest or script changed in the store
+// since it was submitted from here, before its script runs here.
+func checkSeal(ctx context.Context, run *staging.Run) error {
+	dir, err := provision.SealDir()
+	if err != nil {
+		return err
+	}
+	_, err = provision.CheckSeal(ctx, run, dir)
+	var te *provision.TamperedError
+	if errors.As(err, &te) {
+		return exitError{code: exitUsage, msg: te.Error()}
+	}
+	return err
+}

@@ -38,6 +38,9 @@ func runRepro(ctx context.Context, g *globalOptions, arg, task, python string) e
 	if !hasTask(man, task) {
 		return usageErrorf("run %s has no task %q", run.ID, task)
 	}
+	if err := checkSeal(ctx, run); err != nil {
+		return err
+	}
 	if python == "" {
 		python = man.Python
 	}

@@ -50,6 +50,9 @@ func runResume(ctx context.Context, o *resumeOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSeal(ctx, run); err != nil {
+		return err
+	}
 	python := o.python
 	if python == "" {
 		python = man.Python

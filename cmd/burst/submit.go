@@ -320,5 +320,8 @@ func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs [
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if err := sealRun(ctx, run); err != nil {
+		return nil, nil, "", err
+	}
 	return run, man, out, nil
 }

@@ -112,6 +112,11 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 	if err != nil {
 		return protocolUsageError(err)
 	}
+	if !o.ec2 {
+		if err := checkSeal(ctx, run); err != nil {
+			return err
+		}
+	}
 	python, err := executor.ResolvePython(o.python)
 	if err != nil {
 		return usageError{err}
