@@ -521,12 +521,13 @@ func (p *policySet) all() []statement {
 // readOnlyOnAnyResource: the only actions that may be allowed on every
 // resource, because EC2 does not scope them to resources.
 func readOnlyOnAnyResource(action string) bool {
-	return strings.HasPrefix(action, "ec2:Describe")
+	return strings.HasPrefix(action, "ec2:Describe") || action == "pricing:GetProducts"
 }
 
 // checkWildcards: no allowed action has a wildcard or a reference in its
 // name, no Allow uses NotAction or NotResource, and only EC2 Describe calls
-// are allowed on every resource ("*"), never an S3 action.
+// and the public price list are allowed on every resource ("*"), never an
+// S3 action.
 func checkWildcards(p *policySet) []string {
 	var probs []string
 	for _, st := range p.all() {

@@ -34,6 +34,15 @@ data "aws_iam_policy_document" "cli" {
     resources = ["*"]
   }
 
+  # The planner's on-demand prices: the public AWS Price List, which IAM
+  # does not scope to resources.
+  statement {
+    sid       = "PriceList"
+    effect    = "Allow"
+    actions   = ["pricing:GetProducts"]
+    resources = ["*"]
+  }
+
   # One launch template per run, created with the burst:run tag.
   statement {
     sid       = "CreateRunLaunchTemplate"

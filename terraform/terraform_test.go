@@ -37,6 +37,7 @@ var cliActions = []string{
 	"ec2:TerminateInstances",
 	"iam:CreateServiceLinkedRole",
 	"iam:PassRole",
+	"pricing:GetProducts",
 	"s3:DeleteObject",
 	"s3:GetObject",
 	"s3:ListBucket",

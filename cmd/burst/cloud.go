@@ -5,8 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
 
 	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
@@ -19,6 +25,8 @@ type cloudSession struct {
 	hasCfg bool
 	api    provision.EC2API
 	region string
+	// prices are the on-demand prices of the Price List API, cached.
+	prices provision.OnDemandSource
 }
 
 // openCloud loads burst's configuration and builds the EC2 client. With
@@ -48,6 +56,7 @@ func (g *globalOptions) openCloud(ctx context.Context, needConfig bool) (*cloudS
 		return nil, usageErrorf("no AWS credentials: configure them (aws configure, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or --profile)")
 	}
 	s.api, s.region = newEC2(awsCfg), awsCfg.Region
+	s.prices = livePrices(awsCfg)
 	return s, nil
 }
 
@@ -115,4 +124,18 @@ func checkSeal(ctx context.Context, run *staging.Run) error {
 		return exitError{code: exitUsage, msg: te.Error()}
 	}
 	return err
+}
+
+// livePrices is the on-demand price source of plans: the Price List API
+// (in its region, whatever the fleet's), cached a day under the user's
+// cache folder.
+func livePrices(cfg aws.Config) provision.OnDemandSource {
+	pcfg := cfg.Copy()
+	pcfg.Region = provision.PricingRegion
+	pcfg.RetryMaxAttempts = 1 // a failure falls back to the table at once
+	lp := &provision.LivePrices{API: pricing.NewFromConfig(pcfg), Logger: slog.Default()}
+	if d, err := os.UserCacheDir(); err == nil {
+		lp.CacheDir = filepath.Join(d, "burst", "prices")
+	}
+	return lp
 }

@@ -34,9 +34,13 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 		Long: `Size an EC2 fleet for a run and quote it, changing nothing: no run is
 staged and no instance is launched. It reads the instance types and the
 current spot prices from EC2 (DescribeInstanceTypes,
-DescribeSpotPriceHistory) in the region of the AWS configuration
-(AWS_REGION or the profile's); on-demand prices come from a table built
-into burst, whose date burst plan --json shows.
+DescribeSpotPriceHistory) in the region of burst's configuration, else of
+the AWS configuration (AWS_REGION or the profile's). On-demand prices come
+from the AWS Price List API (pricing:GetProducts), cached for a day under
+the user's cache folder; when that fails, from a table built into burst,
+and the plan says which, with the table's date. The configuration's
+instance_types, market and budget apply when the flags do not give them,
+as for burst submit --cloud aws: the same inputs give the same quote.
 
 The model: an instance runs one task per vCPU at once (fewer when
 --memory per task does not fit), tasks run in waves over all the fleet's

@@ -153,7 +153,9 @@ func (p *planOptions) quote(ctx context.Context, cs *cloudSession, tasks int, pr
 	if p.probe && probe == nil {
 		return nil, usageErrorf("--probe needs the tasks' inputs (--sweep or --inputs)")
 	}
-	q, err := provision.MakeQuote(ctx, cs.api, p.quoteRequest(tasks, cs.region, probe), cs.cfg.quoteDefaults())
+	req := p.quoteRequest(tasks, cs.region, probe)
+	req.Prices = cs.prices
+	q, err := provision.MakeQuote(ctx, cs.api, req, cs.cfg.quoteDefaults())
 	var ie *provision.InputError
 	var pf *provision.ProbeFailedError
 	switch {

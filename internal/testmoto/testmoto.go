@@ -166,7 +166,9 @@ func (s *Server) reset() error {
 
 // Env returns environment variables that point an aws-sdk-go-v2 default
 // config (config.LoadDefaultConfig) in a subprocess, such as the burst CLI, at
-// the server for EC2, with dummy credentials, and keep it from reading any
+// the server for EC2 (and for the Price List API, which moto does not
+// emulate: its calls fail there, at once, never reaching AWS), with dummy
+// credentials, and keep it from reading any
 // real AWS config, credentials or instance metadata. Append them to
 // os.Environ(): later entries win. moto accepts any credentials, so when a
 // subprocess also talks to MinIO, append testminio's Env after this one and
@@ -174,6 +176,7 @@ func (s *Server) reset() error {
 func (s *Server) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL_EC2=" + s.endpoint,
+		"AWS_ENDPOINT_URL_PRICING=" + s.endpoint,
 		"AWS_ACCESS_KEY_ID=" + AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
 		"AWS_SESSION_TOKEN=",
