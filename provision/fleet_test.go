@@ -647,3 +647,41 @@ func TestLaunchProfileARN(t *testing.T) {
 		t.Errorf("profile %+v", p)
 	}
 }
+
+// With SpotCap, every spot override carries a maximum price of its offer's
+// price plus the cap, and the fleet is counted at those maxima against
+// MaxPerHour: however spot prices rise, the fleet costs no more than that.
+func TestLaunchSpotCap(t *testing.T) {
+	f := newLaunchFake(testOffers())
+	spec := testLaunchSpec(t, nil)
+	spec.SpotCap = 0.1
+	spec.AllowOnDemand = false
+	spec.MaxPerHour = 4 * 0.15 * 1.1 // four c7i.2xlarge at their cap
+	l, err := Launch(context.Background(), f, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range f.fleetInputs {
+		for _, ov := range in.LaunchTemplateConfigs[0].Overrides {
+			var offer float64
+			for _, o := range testOffers() {
+				if o.Market == Spot && o.Type.Name == string(ov.InstanceType) {
+					offer = o.PerHour
+				}
+			}
+			if want := priceString(offer * 1.1); aws.ToString(ov.MaxPrice) != want {
+				t.Errorf("%s: MaxPrice %q, want %s", ov.InstanceType, aws.ToString(ov.MaxPrice), want)
+			}
+		}
+	}
+	capped := 0.0
+	for _, in := range l.Instances {
+		capped += in.PerHour
+	}
+	if capped > spec.MaxPerHour+1e-9 || l.PerHour > spec.MaxPerHour+1e-9 {
+		t.Errorf("the fleet at its caps costs %.4f $/h, over %.4f", capped, spec.MaxPerHour)
+	}
+	if l.VCPUs != 32 {
+		t.Errorf("launched %d vCPUs, want 32", l.VCPUs)
+	}
+}

@@ -20,7 +20,7 @@ import (
 //
 // which is EC2's per-second billing with its one-minute minimum. The model
 // ignores staging, the spread of task times and spot interruptions: it is
-// a quote, and the run's hard deadline (HardDeadline) is what caps the
+// a quote, and the run's hard deadline (RunDeadline) is what caps the
 // bill.
 const (
 	// DefaultBootTime is an instance's time from launch to its first task:
@@ -394,23 +394,6 @@ func spread(s []Option, k int) []Option {
 		out = append(out, s[i*(len(s)-1)/(k-1)])
 	}
 	return out
-}
-
-// HardDeadline returns the instant after which a run's instances must be
-// gone: when count instances at the option's price have spent the budget
-// (launch + budget / (count * price per hour)), and at most twice the
-// quoted makespan plus half an hour after launch, so that a run with a
-// large budget or none still ends. Workers schedule their shutdown at it.
-// The budget bound assumes the quoted price: a spot price that rises
-// during the run spends the budget sooner.
-func HardDeadline(launch time.Time, opt Option, budget float64) time.Time {
-	limit := 2*opt.Makespan + 30*time.Minute
-	if rate := opt.PerHour(); budget > 0 && rate > 0 {
-		if hours := budget / rate; hours < limit.Hours() {
-			limit = time.Duration(hours * float64(time.Hour))
-		}
-	}
-	return launch.Add(limit).Truncate(time.Second)
 }
 
 // FormatDuration writes a duration the way plans show it: 45s, 12m30s,

@@ -308,25 +308,6 @@ func TestPlanAgainstBruteForce(t *testing.T) {
 	}
 }
 
-func TestHardDeadline(t *testing.T) {
-	launch := time.Date(2025, 3, 1, 22, 0, 0, 0, time.UTC)
-	opt := Option{Offer: Offer{Type: small, Market: Spot, PerHour: 0.5}, Count: 4, Makespan: 2 * time.Hour}
-	for _, c := range []struct {
-		budget float64
-		want   time.Duration
-	}{
-		{1, 30 * time.Minute},                 // $1 at $2/h
-		{7, 3*time.Hour + 30*time.Minute},     // $7 at $2/h
-		{100, 4*time.Hour + 30*time.Minute},   // capped at twice the makespan + 30 min
-		{0, 4*time.Hour + 30*time.Minute},     // no budget: the cap
-		{1e300, 4*time.Hour + 30*time.Minute}, // no overflow
-	} {
-		if got := HardDeadline(launch, opt, c.budget); !got.Equal(launch.Add(c.want)) {
-			t.Errorf("budget %v: %s after launch, want %s", c.budget, got.Sub(launch), c.want)
-		}
-	}
-}
-
 func TestFormat(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		45 * time.Second:                    "45s",
