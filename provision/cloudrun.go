@@ -494,6 +494,19 @@ func (f *follower) maintain(ctx context.Context, now time.Time) bool {
 	if missing <= 0 {
 		return false
 	}
+	if live == 0 {
+		// The last workers may have finished the run and ended their
+		// instances since the progress was read: read it again before
+		// launching anything.
+		p, err := c.spec.Progress.ReadProgress(ctx, c.spec.Manifest)
+		if err != nil {
+			return false
+		}
+		f.last = p
+		if p.State == staging.StateDone || p.State == staging.StateCancelled {
+			return false
+		}
+	}
 	// No more capacity than the queue can use.
 	if live > 0 {
 		missing = min(missing, max(f.last.Queued, 1))
@@ -528,7 +541,7 @@ func (f *follower) replace(ctx context.Context, now time.Time, missing int) bool
 		c.emit(Event{Kind: EventNote, Message: "not replacing lost capacity: " + why})
 		return false
 	}
-	c.emit(Event{Kind: EventNote, Message: fmt.Sprintf("%d vCPUs of the fleet ended with work left: launching replacements (up to %s/h)", missing, FormatDollars(spec.MaxPerHour))})
+	c.emit(Event{Kind: EventNote, Message: fmt.Sprintf("the fleet is %d vCPUs short with work left: launching replacements (up to %s/h more)", missing, FormatDollars(spec.MaxPerHour))})
 	launched, err := c.launchOnce(ctx, spec)
 	if err != nil {
 		f.replaceFailures++

@@ -58,6 +58,11 @@ type simRun struct {
 	done float64
 	last time.Time
 	down func(now time.Time) bool
+	// exitAtEnd: when the last task finishes, the workers exit and their
+	// instances end, and that read still sees the run one task short (it
+	// read the store before the last commit).
+	exitAtEnd bool
+	ended     bool
 }
 
 func (s *simRun) ReadProgress(_ context.Context, m *staging.Manifest) (staging.Progress, error) {
@@ -81,6 +86,17 @@ func (s *simRun) ReadProgress(_ context.Context, m *staging.Manifest) (staging.P
 		return staging.Progress{}, errors.New("dial tcp: connection refused (store unreachable)")
 	}
 	p := staging.Progress{Run: s.run, Total: s.total, OK: int(s.done), State: staging.StateRunning}
+	if s.exitAtEnd && p.OK == s.total && !s.ended {
+		s.ended = true
+		s.f.mu.Lock()
+		for _, i := range s.f.instances {
+			if i.state != "terminated" {
+				i.state, i.ended = "terminated", now
+			}
+		}
+		s.f.mu.Unlock()
+		p.OK--
+	}
 	p.Running = min(vcpus, s.total-p.OK)
 	p.Queued = s.total - p.OK - p.Running
 	p.Finished = map[string]bool{}
@@ -339,6 +355,28 @@ func TestCloudRunReplacesLostCapacity(t *testing.T) {
 		t.Errorf("left running: %v", live)
 	}
 	ct.checkSpend()
+}
+
+// Workers that finish the run and end their instances between two looks
+// of the follow are not replaced: the follow reads the run again before
+// launching anything for a fleet that is gone.
+func TestCloudRunNoReplacementAtTheEnd(t *testing.T) {
+	ct := newCloudTest(t, 100, time.Minute, 5)
+	ct.sim.exitAtEnd = true
+	cr, err := NewCloudRun(ct.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cr.Execute(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ct.sim.ended || res.State != staging.StateDone {
+		t.Fatalf("ended %v, state %q", ct.sim.ended, res.State)
+	}
+	if n := ct.f.calls["CreateFleet"]; n != 1 {
+		t.Errorf("%d fleet requests: replacements launched for a finished run", n)
+	}
 }
 
 // Tasks that take three times longer than quoted: the follow ends the

@@ -251,6 +251,10 @@ type cloudView struct {
 	progress *progressView
 	last     counts
 	teardown int
+	// lastFault and faultAt rate-limit fault lines: one a minute for the
+	// same fault.
+	lastFault string
+	faultAt   time.Time
 }
 
 func newCloudView(w io.Writer, tty bool, width int, every time.Duration) *cloudView {
@@ -280,7 +284,10 @@ func (v *cloudView) event(e provision.Event) {
 		v.last = counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running, Cloud: true, Instances: e.Instances, Spent: e.Spent}
 		v.progress.Update(v.last)
 	case provision.EventFault:
-		v.line("warning: %s failed (%v); retrying, the fleet is untouched", e.Message, e.Err)
+		if e.Message != v.lastFault || time.Since(v.faultAt) >= time.Minute {
+			v.line("warning: %s failed (%v); retrying, the fleet is untouched", e.Message, e.Err)
+			v.lastFault, v.faultAt = e.Message, time.Now()
+		}
 	case provision.EventStopping:
 		v.progress.Done(v.last)
 		v.line("%s", e.Message)
