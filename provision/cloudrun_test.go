@@ -208,6 +208,20 @@ func (ct *cloudTest) messages(kind EventKind) []string {
 	return out
 }
 
+// execute runs the cloud run to its end, which must come without error.
+func (ct *cloudTest) execute() *CloudResult {
+	ct.t.Helper()
+	cr, err := NewCloudRun(ct.spec)
+	if err != nil {
+		ct.t.Fatal(err)
+	}
+	res, err := cr.Execute(context.Background())
+	if err != nil {
+		ct.t.Fatal(err)
+	}
+	return res
+}
+
 // checkSpend asserts the budget invariant on what the fake EC2 billed:
 // spend <= budget + one billing minute per instance.
 func (ct *cloudTest) checkSpend() {
@@ -222,14 +236,7 @@ func (ct *cloudTest) checkSpend() {
 // and is gone; spend stays within the budget.
 func TestCloudRunFinishes(t *testing.T) {
 	ct := newCloudTest(t, 200, time.Minute, 5)
-	cr, err := NewCloudRun(ct.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cr.Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := ct.execute()
 	if res.State != staging.StateDone || len(ct.coll.got) != 200 {
 		t.Fatalf("state %q, %d collected", res.State, len(ct.coll.got))
 	}
@@ -268,14 +275,7 @@ func TestCloudRunRidesOutFaults(t *testing.T) {
 	ec2Retry = retryPolicy{attempts: 1}
 	ct.sim.down = window(3*time.Minute, 8*time.Minute)
 	ct.coll.fail = window(9*time.Minute, 11*time.Minute)
-	cr, err := NewCloudRun(ct.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cr.Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := ct.execute()
 	if res.State != staging.StateDone || len(ct.coll.got) != 400 {
 		t.Fatalf("state %q, %d of 400 collected", res.State, len(ct.coll.got))
 	}
@@ -316,14 +316,7 @@ func TestCloudRunReplacesLostCapacity(t *testing.T) {
 		}
 		return false
 	}
-	cr, err := NewCloudRun(ct.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cr.Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := ct.execute()
 	if killed == "" {
 		t.Fatal("no instance was killed")
 	}
@@ -363,14 +356,7 @@ func TestCloudRunReplacesLostCapacity(t *testing.T) {
 func TestCloudRunNoReplacementAtTheEnd(t *testing.T) {
 	ct := newCloudTest(t, 100, time.Minute, 5)
 	ct.sim.exitAtEnd = true
-	cr, err := NewCloudRun(ct.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cr.Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := ct.execute()
 	if !ct.sim.ended || res.State != staging.StateDone {
 		t.Fatalf("ended %v, state %q", ct.sim.ended, res.State)
 	}
@@ -384,14 +370,7 @@ func TestCloudRunNoReplacementAtTheEnd(t *testing.T) {
 func TestCloudRunStopsAtBudget(t *testing.T) {
 	ct := newCloudTest(t, 400, time.Minute, 0.2)
 	ct.sim.taskTime = 3 * time.Minute
-	cr, err := NewCloudRun(ct.spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cr.Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := ct.execute()
 	if res.State != StateBudget {
 		t.Fatalf("state %q, want %q", res.State, StateBudget)
 	}
