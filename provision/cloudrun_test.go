@@ -265,8 +265,13 @@ func TestCloudRunRidesOutFaults(t *testing.T) {
 		if method == "CreateFleet" || method == "CreateLaunchTemplate" || !flakyEC2(ct.clock.Now()) {
 			return nil
 		}
-		if n++; n%3 == 0 {
+		switch n++; n % 3 {
+		case 0:
 			return fakeAPIErr("InternalError", "An internal error has occurred")
+		case 1:
+			if n%2 == 1 {
+				return fakeAPIErr("RequestLimitExceeded", "Request limit exceeded.")
+			}
 		}
 		return nil
 	}
@@ -389,45 +394,100 @@ func TestCloudRunStopsAtBudget(t *testing.T) {
 // than the budget plus one billing minute per instance.
 func TestCloudRunBudgetHoldsWhenCLIKilled(t *testing.T) {
 	for _, market := range []Market{Spot, OnDemand} {
-		for kill := 1; kill < 40; kill += 3 {
-			t.Run(fmt.Sprintf("%s/after %d calls", market, kill), func(t *testing.T) {
-				ct := newCloudTest(t, 600, time.Minute, 2, market)
-				calls := 0
-				ct.f.flaky = func(string) error {
-					if calls++; calls >= kill {
-						ct.f.dead = true
-					}
-					return nil
-				}
-				ct.sim.down = func(now time.Time) bool {
-					ct.f.mu.Lock()
-					defer ct.f.mu.Unlock()
-					if len(ct.f.instances) > 0 && ct.f.instances[0].state == "running" && now.Sub(ct.f.instances[0].launched) > 10*time.Minute {
-						i := ct.f.instances[0]
-						i.state, i.ended = "terminated", now
-					}
-					return false
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				ct.spec.Events = func(e Event) {
-					if ct.f.dead {
-						cancel() // the process is gone: nothing more happens
-					}
-				}
-				cr, err := NewCloudRun(ct.spec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, _ = cr.Execute(ctx)
-				cancel()
-				// Long after: whatever is left ended itself.
-				ct.clock.advance(48 * time.Hour)
-				if live := ct.f.live(testRun); len(live) > 0 {
-					t.Errorf("still running two days later: %v", live)
-				}
-				ct.checkSpend()
+		// A run left alone tells how many EC2 calls the CLI makes; it is
+		// then killed after a spread of those, from the first call of
+		// the launch to its teardown.
+		total := killedRun(t, market, math.MaxInt)
+		if total < 50 {
+			t.Fatalf("%s: a whole run makes only %d EC2 calls", market, total)
+		}
+		kills := []int{1, 2, 3, 4, 5, 6, 8}
+		for i := 1; i <= 12; i++ {
+			kills = append(kills, total*i/12)
+		}
+		for _, kill := range kills {
+			t.Run(fmt.Sprintf("%s/after %d of %d calls", market, kill, total), func(t *testing.T) {
+				killedRun(t, market, kill)
 			})
 		}
+	}
+}
+
+// killedRun runs a cloud run whose CLI dies at its kill-th EC2 call, with
+// tasks slower than quoted, spot prices at their cap and one instance
+// dying ten minutes in, checks
+// that EC2's bill two days later is within the budget plus a billing
+// minute per instance, and returns how many EC2 calls the CLI made.
+func killedRun(t *testing.T, market Market, kill int) int {
+	t.Helper()
+	// Tasks five times slower than quoted: the budget, not the run's
+	// end, is what stops the fleet.
+	ct := newCloudTest(t, 600, time.Minute, 0.5, market)
+	ct.sim.taskTime = 5 * time.Minute
+	calls := 0
+	ct.f.flaky = func(string) error {
+		if calls++; calls >= kill {
+			ct.f.dead = true
+		}
+		return nil
+	}
+	ct.sim.down = func(now time.Time) bool {
+		ct.f.mu.Lock()
+		defer ct.f.mu.Unlock()
+		if len(ct.f.instances) > 0 && ct.f.instances[0].state == "running" && now.Sub(ct.f.instances[0].launched) > 10*time.Minute {
+			i := ct.f.instances[0]
+			i.state, i.ended = "terminated", now
+		}
+		return false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ct.spec.Events = func(e Event) {
+		if ct.f.dead {
+			cancel() // the process is gone: nothing more happens
+		}
+	}
+	cr, err := NewCloudRun(ct.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = cr.Execute(ctx)
+	cancel()
+	made := calls
+	// Long after: whatever is left ended itself.
+	ct.clock.advance(48 * time.Hour)
+	if live := ct.f.live(testRun); len(live) > 0 {
+		t.Errorf("still running two days later: %v", live)
+	}
+	ct.checkSpend()
+	return made
+}
+
+// --deadline reaches the instances: their user data holds the run's
+// deadline, no later than --deadline from launch, and the fleet ends
+// itself then, with the CLI gone.
+func TestCloudRunDeadlineOnInstances(t *testing.T) {
+	ct := newCloudTest(t, 2000, time.Minute, 0)
+	ct.quote.Deadline = 20 * time.Minute
+	cr, err := NewCloudRun(ct.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := ct.clock.Now()
+	if _, err := cr.Launch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := cr.Deadline(); d.After(start.Add(20 * time.Minute)) {
+		t.Errorf("deadline %s, past --deadline from launch (%s)", d, start.Add(20*time.Minute))
+	}
+	for _, i := range ct.f.instances {
+		if !i.deadline.Equal(cr.Deadline()) {
+			t.Errorf("instance %s ends itself at %s, want %s", i.id, i.deadline, cr.Deadline())
+		}
+	}
+	ct.clock.advance(20 * time.Minute)
+	if live := ct.f.live(testRun); len(live) > 0 {
+		t.Errorf("alive past --deadline: %v", live)
 	}
 }
 
