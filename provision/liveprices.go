@@ -93,7 +93,7 @@ func (l *LivePrices) OnDemandPrices(ctx context.Context, region string, types []
 		got, err := l.fetch(ctx, region, missing)
 		if err != nil {
 			fetchErr = err
-			l.log().Warn("fetching on-demand prices failed: using burst's table", "region", region, "err", err)
+			l.log().Info("fetching on-demand prices failed: using burst's table", "region", region, "err", err)
 		} else {
 			if cache.Fetched.IsZero() || !fresh {
 				cache.Fetched = l.now().UTC()
