@@ -363,7 +363,8 @@ func (c *CloudRun) finish(ctx context.Context, state string) *CloudResult {
 	return res
 }
 
-// maxBackoff bounds the wait between looks after failures.
+// maxBackoff bounds the wait between looks after failures, which grows
+// from the poll interval to at most 16 times it.
 const maxBackoff = time.Minute
 
 // Follow watches the run and its fleet until the run is done or
@@ -383,7 +384,7 @@ func (c *CloudRun) Follow(ctx context.Context) (string, error) {
 		}
 		wait := c.poll
 		if f.failures > 0 {
-			wait = min(maxBackoff, c.poll<<min(f.failures, 10))
+			wait = min(maxBackoff, c.poll<<min(f.failures, 4))
 		}
 		select {
 		case <-ctx.Done():
@@ -438,7 +439,11 @@ func (f *follower) step(ctx context.Context) (state string, done bool) {
 			}
 		}
 	}
-	list, err := RunInstances(ctx, c.spec.EC2, c.spec.Run.ID, c.log)
+	// A listing that EC2 keeps failing is given up after a while: the
+	// loop retries it, and meanwhile keeps following the store.
+	lctx, cancel := context.WithTimeout(ctx, max(2*c.poll, 5*time.Second))
+	list, err := RunInstances(lctx, c.spec.EC2, c.spec.Run.ID, c.log)
+	cancel()
 	now := c.clock.Now()
 	if err != nil {
 		if ctx.Err() != nil {
