@@ -539,7 +539,7 @@ const replaceTries = 3
 func (f *follower) replace(ctx context.Context, now time.Time, missing int) bool {
 	c := f.c
 	f.nextReplace = now.Add(max(c.poll, 10*time.Second) << min(f.replaceFailures, 5))
-	spec, why := c.replacementSpec(now, missing)
+	spec, why := c.replacementSpec(now, missing, f.replaceFailures == 0)
 	if why != "" {
 		f.replaceFailures++
 		c.log.Info("not replacing lost capacity", "reason", why)
@@ -562,8 +562,9 @@ func (f *follower) replace(ctx context.Context, now time.Time, missing int) bool
 
 // replacementSpec is the launch for missing vCPUs now, or why there is
 // none: the rate left is the fleet's cap less what is live; the offers
-// are the plan's, those of the types of spot instances that ended last.
-func (c *CloudRun) replacementSpec(now time.Time, missing int) (LaunchSpec, string) {
+// are the plan's, those of the types of spot instances that ended last;
+// a first attempt avoids the pools (type and subnet) of those instances.
+func (c *CloudRun) replacementSpec(now time.Time, missing int, first bool) (LaunchSpec, string) {
 	spec := c.launch
 	spec.TargetVCPUs = missing
 	spec.MaxPerHour = c.launch.MaxPerHour - c.meter.PerHour()
@@ -573,7 +574,16 @@ func (c *CloudRun) replacementSpec(now time.Time, missing int) (LaunchSpec, stri
 	if spec.MaxPerHour <= 1e-9 {
 		return spec, "the fleet's rate is at its cap"
 	}
-	lost := c.meter.EndedSpotTypes()
+	lostPools := c.meter.EndedSpot()
+	var lost []string
+	for _, p := range lostPools {
+		lost = append(lost, p.Type)
+	}
+	if first {
+		// The first attempt after a spot interruption stays out of the
+		// pools that were interrupted; later ones may use them again.
+		spec.Avoid = append(slices.Clone(spec.Avoid), lostPools...)
+	}
 	spec.Offers = slices.Clone(c.launch.Offers)
 	slices.SortStableFunc(spec.Offers, func(a, b Offer) int {
 		la, lb := slices.Contains(lost, a.Type.Name), slices.Contains(lost, b.Type.Name)

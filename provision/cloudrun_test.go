@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/slicerburst/burst/staging"
 )
 
@@ -335,16 +337,20 @@ func TestCloudRunReplacesLostCapacity(t *testing.T) {
 	if !strings.Contains(notes, "launching replacements") {
 		t.Errorf("the replacement was not announced:\n%s", notes)
 	}
-	// The replacement request asked for the other types first.
-	last := ct.f.fleetInputs[len(ct.f.fleetInputs)-1]
-	var lostType string
+	// The first replacement request stayed out of the lost pool, and
+	// put the other types first.
+	var lostType, lostSubnet string
 	for _, i := range ct.f.instances {
 		if i.id == killed {
-			lostType = i.typ
+			lostType, lostSubnet = i.typ, i.subnet
 		}
 	}
-	ovs := last.LaunchTemplateConfigs[0].Overrides
+	replacement := ct.f.fleetInputs[1]
+	ovs := replacement.LaunchTemplateConfigs[0].Overrides
 	for _, ov := range ovs {
+		if string(ov.InstanceType) == lostType && aws.ToString(ov.SubnetId) == lostSubnet {
+			t.Errorf("the replacement asks again for the lost pool %s in %s", lostType, lostSubnet)
+		}
 		if string(ov.InstanceType) == lostType && *ov.Priority < *ovs[len(ovs)-1].Priority {
 			t.Errorf("replacement prefers %s, the type that was lost", lostType)
 		}

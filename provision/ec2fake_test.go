@@ -511,6 +511,7 @@ func (f *fleetFake) DescribeInstances(ctx context.Context, in *ec2.DescribeInsta
 			State:        &types.InstanceState{Name: types.InstanceStateName(i.state)},
 			Placement:    &types.Placement{AvailabilityZone: aws.String(i.az)},
 			LaunchTime:   aws.Time(i.launched),
+			SubnetId:     aws.String(i.subnet),
 		}
 		if i.market == Spot {
 			inst.InstanceLifecycle = types.InstanceLifecycleTypeSpot

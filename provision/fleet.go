@@ -61,6 +61,10 @@ type LaunchSpec struct {
 	// counted at the offers' prices: whatever substitutes are launched,
 	// their total never exceeds it.
 	MaxPerHour float64
+	// Avoid are capacity pools not to use in this launch: a replacement
+	// for instances that a spot interruption ended tries other pools
+	// first.
+	Avoid []Pool
 	// SpotCap, when positive, caps each spot instance's price at its
 	// offer's price times 1+SpotCap (the request's MaxPrice), and counts
 	// the instance at that cap against MaxPerHour: the fleet then stays
@@ -97,6 +101,14 @@ func (s *LaunchSpec) priceOf(in Instance) (float64, int) {
 	return 0, 0
 }
 
+// Pool is an EC2 capacity pool: a type on a market in a subnet ("" for
+// any subnet).
+type Pool struct {
+	Market Market
+	Type   string
+	Subnet string
+}
+
 // Instance is one EC2 instance that burst launched or found.
 type Instance struct {
 	ID     string
@@ -108,8 +120,9 @@ type Instance struct {
 	// VCPUs is its vCPU count when launched here; zero when unknown.
 	VCPUs      int
 	LaunchTime time.Time
-	// AZ is its availability zone.
-	AZ string
+	// AZ is its availability zone, Subnet its subnet (when known).
+	AZ     string
+	Subnet string
 	// State is EC2's state name (pending, running, shutting-down, ...).
 	State string
 	// RunID, Owner and Expires are its burst tags (Expires is zero when
@@ -278,6 +291,13 @@ func Launch(ctx context.Context, api EC2API, spec LaunchSpec) (*Launched, error)
 		Template:    TemplateName(spec.RunID),
 		TargetVCPUs: spec.TargetVCPUs,
 	}, excluded: map[string]bool{}, seen: map[string]bool{}}
+	for _, p := range spec.Avoid {
+		sn := p.Subnet
+		if sn == "" {
+			sn = "*"
+		}
+		l.excluded[poolKey(p.Market, p.Type, sn)] = true
+	}
 	if err := l.template(ctx); err != nil {
 		return l.out, fmt.Errorf("launching fleet for run %s: %w", spec.RunID, err)
 	}
@@ -586,7 +606,7 @@ func (l *launcher) takeInstances(m Market, fis []types.CreateFleetInstance) {
 			market = OnDemand
 		}
 		typ := string(fi.InstanceType)
-		az := aws.ToString(fi.AvailabilityZone)
+		az, subnet := aws.ToString(fi.AvailabilityZone), ""
 		if ov := overridesOf(fi.LaunchTemplateAndOverrides); ov != nil {
 			if typ == "" {
 				typ = string(ov.InstanceType)
@@ -594,6 +614,7 @@ func (l *launcher) takeInstances(m Market, fis []types.CreateFleetInstance) {
 			if az == "" {
 				az = aws.ToString(ov.AvailabilityZone)
 			}
+			subnet = aws.ToString(ov.SubnetId)
 		}
 		o, ok := l.offer(market, typ)
 		if !ok {
@@ -606,7 +627,7 @@ func (l *launcher) takeInstances(m Market, fis []types.CreateFleetInstance) {
 			l.seen[id] = true
 			l.out.Instances = append(l.out.Instances, Instance{
 				ID: id, Type: typ, Market: market, PerHour: l.spec.counted(o), VCPUs: o.Type.VCPUs,
-				AZ: az, State: "pending", LaunchTime: time.Now().UTC(),
+				AZ: az, Subnet: subnet, State: "pending", LaunchTime: time.Now().UTC(),
 				RunID: l.spec.RunID, Owner: l.spec.Owner, Expires: l.spec.Expires.UTC(),
 			})
 			l.out.VCPUs += o.Type.VCPUs
@@ -809,6 +830,7 @@ func convertInstance(i types.Instance) Instance {
 	if i.Placement != nil {
 		in.AZ = aws.ToString(i.Placement.AvailabilityZone)
 	}
+	in.Subnet = aws.ToString(i.SubnetId)
 	if i.State != nil {
 		in.State = string(i.State.Name)
 	}

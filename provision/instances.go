@@ -95,12 +95,13 @@ func (m *Meter) LiveVCPUs() int {
 	return n
 }
 
-// EndedSpotTypes lists the types of the spot instances that ended.
-func (m *Meter) EndedSpotTypes() []string {
-	var out []string
+// EndedSpot lists the pools of the spot instances that ended.
+func (m *Meter) EndedSpot() []Pool {
+	var out []Pool
 	for id := range m.ended {
-		if in := m.seen[id]; in.Market == Spot && !slices.Contains(out, in.Type) {
-			out = append(out, in.Type)
+		in := m.seen[id]
+		if p := (Pool{Market: Spot, Type: in.Type, Subnet: in.Subnet}); in.Market == Spot && !slices.Contains(out, p) {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -120,6 +121,9 @@ func (m *Meter) Observe(list []Instance, now time.Time) {
 		}
 		if in.LaunchTime.IsZero() {
 			in.LaunchTime = m.seen[in.ID].LaunchTime
+		}
+		if in.Subnet == "" {
+			in.Subnet = m.seen[in.ID].Subnet
 		}
 		m.seen[in.ID] = in
 		if _, done := m.ended[in.ID]; !done && !in.Live() {
