@@ -459,6 +459,57 @@ func TestCloud(t *testing.T) {
 		c.checkSpend(t, id)
 	})
 
+	// A detached run followed by burst watch --maintain from another
+	// process: its only instance killed without notice is replaced, and
+	// the run finishes.
+	t.Run("watch maintain", func(t *testing.T) {
+		script, sweep := c.writeSweep("maintained", 12, time.Second)
+		out := filepath.Join(c.dir, "maintained")
+		args := c.cloudArgs(script, sweep, out, "--max-instances", "1", "--lease-ttl", "3s", "--detach")
+		code, stdout, stderr := c.burstCmd(args...)
+		if code != 0 {
+			t.Fatalf("submit --detach: exit %d\n%s%s", code, stdout, stderr)
+		}
+		id := runID(t, stdout)
+		loc := fmt.Sprintf("s3://%s/fleet/runs/%s", c.bucket, id)
+		watch := c.command("watch", loc, "--maintain", "--every", "300ms")
+		buf := &syncBuffer{}
+		watch.Stdout, watch.Stderr = buf, buf
+		if err := watch.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+		for c.results(t, id) < 2 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		victim := c.live(id)
+		if len(victim) != 1 {
+			t.Fatalf("live: %v", victim)
+		}
+		if _, err := c.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: victim}); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, watch, buf, 3*time.Minute); code != 0 {
+			t.Fatalf("watch --maintain: exit %d:\n%s", code, buf.String())
+		}
+		if !strings.Contains(buf.String(), "launching replacements") {
+			t.Errorf("the replacement was not announced:\n%s", buf.String())
+		}
+		if code, stdout, stderr := c.burstCmd("results", loc, "--out", out); code != 0 {
+			t.Fatalf("burst results: exit %d\n%s%s", code, stdout, stderr)
+		}
+		checkResults(t, out, 12)
+		deadline := time.Now().Add(2 * time.Minute)
+		for len(c.live(id)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the fleet did not end itself: %v", c.live(id))
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		c.waitEnded(t, id)
+		c.checkSpend(t, id)
+	})
+
 	// EC2 unreachable from the CLI for a while mid-run: the follow logs
 	// and retries, the fleet is untouched, and the run finishes.
 	t.Run("ec2 faults", func(t *testing.T) {
