@@ -426,16 +426,7 @@ func TestCloud(t *testing.T) {
 		out := filepath.Join(c.dir, "killed")
 		args := c.cloudArgs(script, sweep, out, "--max-instances", "1", "--lease-ttl", "3s")
 		cmd, buf, id := c.startCLI(t, args, 1)
-		for c.results(t, id) < 2 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		victim := c.live(id)
-		if len(victim) != 1 {
-			t.Fatalf("live: %v", victim)
-		}
-		if _, err := c.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: victim}); err != nil {
-			t.Fatal(err)
-		}
+		c.killOnlyInstance(t, id)
 		if code := waitExit(t, cmd, buf, 3*time.Minute); code != 0 {
 			t.Fatalf("exit %d:\n%s", code, buf.String())
 		}
@@ -479,16 +470,7 @@ func TestCloud(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
-		for c.results(t, id) < 2 {
-			time.Sleep(200 * time.Millisecond)
-		}
-		victim := c.live(id)
-		if len(victim) != 1 {
-			t.Fatalf("live: %v", victim)
-		}
-		if _, err := c.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: victim}); err != nil {
-			t.Fatal(err)
-		}
+		c.killOnlyInstance(t, id)
 		if code := waitExit(t, watch, buf, 3*time.Minute); code != 0 {
 			t.Fatalf("watch --maintain: exit %d:\n%s", code, buf.String())
 		}
@@ -667,6 +649,22 @@ func TestCloud(t *testing.T) {
 			t.Errorf("a second down says:\n%s", stdout)
 		}
 	})
+}
+
+// killOnlyInstance waits until the run has two results, and terminates
+// its only instance through the API, without notice to anyone.
+func (c *cloudEnv) killOnlyInstance(t *testing.T, id string) {
+	t.Helper()
+	for c.results(t, id) < 2 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	victim := c.live(id)
+	if len(victim) != 1 {
+		t.Fatalf("live: %v", victim)
+	}
+	if _, err := c.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: victim}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // faultProxy forwards EC2 requests to moto, or, while failing, answers
