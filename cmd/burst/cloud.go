@@ -102,13 +102,19 @@ func stillRunning(runID string, err error) error {
 }
 
 // sealRun records the checksums of a freshly staged run's manifest and
-// script on this machine (see provision.SealRun).
-func sealRun(ctx context.Context, run *staging.Run) error {
-	dir, err := provision.SealDir()
+// script on this machine (see provision.SealRun). A seal that cannot be
+// written (a read-only home) is a warning: the run goes on, unsealed.
+func sealRun(ctx context.Context, run *staging.Run) {
+	err := func() error {
+		dir, err := provision.SealDir()
+		if err != nil {
+			return err
+		}
+		return provision.SealRun(ctx, run, dir)
+	}()
 	if err != nil {
-		return err
+		slog.Warn("the run is not sealed: repro and resume here cannot tell if its script is rewritten", "run", run.ID, "err", err)
 	}
-	return provision.SealRun(ctx, run, dir)
 }
 
 // checkSeal refuses a run whose manifest or script changed in the store
