@@ -21,7 +21,7 @@ import (
 // cloudSession is what the cloud commands share: the configuration file
 // (when there is one) and the EC2 client in its region.
 type cloudSession struct {
-	cfg    cloudConfig
+	cfg    provision.Config
 	hasCfg bool
 	api    provision.EC2API
 	region string
@@ -38,7 +38,7 @@ func (g *globalOptions) openCloud(ctx context.Context, needConfig bool) (*cloudS
 	switch {
 	case err == nil:
 		s.cfg, s.hasCfg = cfg, true
-	case errors.Is(err, errNoCloudConfig) && !needConfig:
+	case errors.Is(err, provision.ErrNoConfig) && !needConfig:
 	default:
 		return nil, err
 	}
@@ -144,4 +144,36 @@ func livePrices(cfg aws.Config) provision.OnDemandSource {
 		lp.CacheDir = filepath.Join(d, "burst", "prices")
 	}
 	return lp
+}
+
+// cloudConfigPath is where burst's configuration lives (see
+// provision.ConfigPath).
+func cloudConfigPath() (string, error) {
+	p, err := provision.ConfigPath()
+	if err != nil {
+		return "", usageError{err}
+	}
+	return p, nil
+}
+
+// loadCloudConfig reads and checks the configuration at cloudConfigPath.
+// Every error is a one-line usage error naming the file (exit 2); when the
+// file does not exist the error wraps provision.ErrNoConfig and says how
+// to write one.
+func loadCloudConfig() (provision.Config, error) {
+	path, err := cloudConfigPath()
+	if err != nil {
+		return provision.Config{}, err
+	}
+	return readCloudConfig(path)
+}
+
+// readCloudConfig reads and checks the configuration file at path, as
+// loadCloudConfig does.
+func readCloudConfig(path string) (provision.Config, error) {
+	c, err := provision.LoadConfig(path)
+	if err != nil {
+		return provision.Config{}, usageError{err}
+	}
+	return c, nil
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/images"
+	"github.com/slicerburst/burst/internal/oneline"
+	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 )
 
@@ -260,12 +262,12 @@ func (o imageBuildOptions) templateVars() ([][2]string, error) {
 		return nil, usageErrorf("--slicer-sha256 is required: the SHA-256 of the Slicer archive, from a copy you trust (see burst image build --help)")
 	}
 	if !sha256Re.MatchString(o.slicerSHA256) {
-		return nil, usageErrorf("--slicer-sha256 %s is not a SHA-256 (64 hex digits)", clipValue(o.slicerSHA256))
+		return nil, usageErrorf("--slicer-sha256 %s is not a SHA-256 (64 hex digits)", oneline.Quote(o.slicerSHA256))
 	}
 	vars := [][2]string{{"slicer_sha256", strings.ToLower(o.slicerSHA256)}}
 	if o.slicerVersion != "" {
 		if !slicerVerRe.MatchString(o.slicerVersion) {
-			return nil, usageErrorf("--slicer-version %s is not a release number such as 5.8.1", clipValue(o.slicerVersion))
+			return nil, usageErrorf("--slicer-version %s is not a release number such as 5.8.1", oneline.Quote(o.slicerVersion))
 		}
 		if o.slicerURL == "" {
 			return nil, usageErrorf("--slicer-version needs --slicer-url, the download of that version's Linux archive")
@@ -274,19 +276,19 @@ func (o imageBuildOptions) templateVars() ([][2]string, error) {
 	}
 	if o.slicerURL != "" {
 		if !strings.HasPrefix(o.slicerURL, "https://") {
-			return nil, usageErrorf("--slicer-url %s is not an https:// URL", clipValue(o.slicerURL))
+			return nil, usageErrorf("--slicer-url %s is not an https:// URL", oneline.Quote(o.slicerURL))
 		}
 		vars = append(vars, [2]string{"slicer_url", o.slicerURL})
 	}
 	if o.subnet != "" {
-		if !subnetRe.MatchString(o.subnet) {
-			return nil, usageErrorf("--subnet %s is not a subnet id such as subnet-0123456789abcdef0", clipValue(o.subnet))
+		if !provision.ValidSubnetID(o.subnet) {
+			return nil, usageErrorf("--subnet %s is not a subnet id such as subnet-0123456789abcdef0", oneline.Quote(o.subnet))
 		}
 		vars = append(vars, [2]string{"subnet_id", o.subnet})
 	}
 	if o.instanceType != "" {
-		if !instTypeRe.MatchString(o.instanceType) {
-			return nil, usageErrorf("--instance-type %s is not an instance type such as c6i.large", clipValue(o.instanceType))
+		if !provision.ValidInstanceType(o.instanceType) {
+			return nil, usageErrorf("--instance-type %s is not an instance type such as c6i.large", oneline.Quote(o.instanceType))
 		}
 		vars = append(vars, [2]string{"instance_type", o.instanceType})
 	}
@@ -298,7 +300,7 @@ func (o imageBuildOptions) templateVars() ([][2]string, error) {
 	for _, kv := range o.vars {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || !templateVarRe.MatchString(name) {
-			return nil, usageErrorf("--var %s: want NAME=VALUE", clipValue(kv))
+			return nil, usageErrorf("--var %s: want NAME=VALUE", oneline.Quote(kv))
 		}
 		if flag, taken := own[name]; taken {
 			if flag == "" {
@@ -346,11 +348,11 @@ func findPacker(ctx context.Context, name string) (string, error) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", usageErrorf("%s version failed (%v): is it packer? %s", path, err, oneLine(clip(out.String(), 200)))
+		return "", usageErrorf("%s version failed (%v): is it packer? %s", path, err, oneline.Clean(oneline.Clip(out.String(), 200)))
 	}
 	major, minor, patch, ok := parsePackerVersion(out.String())
 	if !ok {
-		return "", usageErrorf("%s version said %s, not a packer version", path, clipValue(strings.TrimSpace(out.String())))
+		return "", usageErrorf("%s version said %s, not a packer version", path, oneline.Quote(strings.TrimSpace(out.String())))
 	}
 	if major < minPacker[0] || major == minPacker[0] && minor < minPacker[1] {
 		return "", usageErrorf("%s is Packer %d.%d.%d, too old: building the image needs Packer %d.%d or later, which installs the amazon plugin and knows the IMDSv2 settings the image uses (Debian's packer package is 1.6); install it (%s), or pass --packer-bin PATH", path, major, minor, patch, minPacker[0], minPacker[1], install)
@@ -374,13 +376,6 @@ func parsePackerVersion(out string) (major, minor, patch int, ok bool) {
 		n[i] = v
 	}
 	return n[0], n[1], n[2], true
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // checkLinuxAMD64 checks that the file at path is a linux/amd64 program.
@@ -423,8 +418,8 @@ func shellJoin(args []string) string {
 // (AWS_REGION or the profile's).
 func (g *globalOptions) cloudRegion(ctx context.Context, flag string) (string, error) {
 	if flag != "" {
-		if !regionRe.MatchString(flag) {
-			return "", usageErrorf("--region %s is not an AWS region name such as us-east-1", clipValue(flag))
+		if !provision.ValidRegion(flag) {
+			return "", usageErrorf("--region %s is not an AWS region name such as us-east-1", oneline.Quote(flag))
 		}
 		return flag, nil
 	}
@@ -432,7 +427,7 @@ func (g *globalOptions) cloudRegion(ctx context.Context, flag string) (string, e
 	if err == nil {
 		return c.Region, nil
 	}
-	if !errors.Is(err, errNoCloudConfig) {
+	if !errors.Is(err, provision.ErrNoConfig) {
 		return "", err
 	}
 	cfg, err := g.loadAWS(ctx)

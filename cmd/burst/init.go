@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/slicerburst/burst/internal/oneline"
+	"github.com/slicerburst/burst/provision"
 )
 
 // initOptions are the inputs of burst init.
@@ -92,9 +95,9 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	if err != nil {
 		return err
 	}
-	var next cloudConfig
+	var next provision.Config
 	old, oldErr := readCloudConfig(path)
-	exists := !errors.Is(oldErr, errNoCloudConfig)
+	exists := !errors.Is(oldErr, provision.ErrNoConfig)
 	if oldErr == nil {
 		next = old // keep the settings that init does not set
 	}
@@ -129,8 +132,8 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	if o.ami != "" {
 		next.AMI = o.ami
 	}
-	if err := next.validate(); err != nil {
-		var ce *configError
+	if err := next.Validate(); err != nil {
+		var ce *provision.ConfigError
 		if errors.As(err, &ce) {
 			return usageErrorf("%s: %s", initSettingSource(ce.Field, o), ce.Msg)
 		}
@@ -139,7 +142,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 
 	switch {
 	case oldErr == nil:
-		changes := old.diff(next)
+		changes := old.Diff(next)
 		if len(changes) == 0 {
 			fmt.Fprintf(g.io.Out, "%s is up to date; nothing changed\n", path)
 			return nil
@@ -153,7 +156,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 		return usageErrorf("%s exists but is not a valid configuration (%v): rerun with --force to replace it", path, strings.TrimPrefix(oldErr.Error(), path+": "))
 	}
 
-	data, err := next.marshal(fmt.Sprintf("burst cloud configuration, written by burst init from %s\non %s. See burst init --help.", source, time.Now().UTC().Format("2006-01-02 15:04 UTC")))
+	data, err := next.Marshal(fmt.Sprintf("burst cloud configuration, written by burst init from %s\non %s. See burst init --help.", source, time.Now().UTC().Format("2006-01-02 15:04 UTC")))
 	if err != nil {
 		return err
 	}
@@ -162,7 +165,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	}
 	if oldErr == nil {
 		fmt.Fprintf(g.io.Out, "updated %s:\n", path)
-		printChanges(g.io.Out, old.diff(next))
+		printChanges(g.io.Out, old.Diff(next))
 	} else {
 		fmt.Fprintf(g.io.Out, "wrote %s:\n", path)
 		for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
@@ -195,7 +198,7 @@ func initSettingSource(setting string, o initOptions) string {
 	return setting
 }
 
-func printChanges(w io.Writer, changes []configChange) {
+func printChanges(w io.Writer, changes []provision.ConfigChange) {
 	show := func(s string) string {
 		if s == "" {
 			return "(unset)"
@@ -210,13 +213,13 @@ func printChanges(w io.Writer, changes []configChange) {
 // readTerraform runs terraform output -json in dir and maps the outputs of
 // burst's account setup to settings. It changes nothing in dir. The result
 // is not validated.
-func readTerraform(ctx context.Context, bin, dir string) (cloudConfig, error) {
+func readTerraform(ctx context.Context, bin, dir string) (provision.Config, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return cloudConfig{}, usageErrorf("--terraform %s: not a directory", dir)
+		return provision.Config{}, usageErrorf("--terraform %s: not a directory", dir)
 	}
 	prog, err := exec.LookPath(bin)
 	if err != nil {
-		return cloudConfig{}, usageErrorf("terraform not found (%s): install Terraform 1.5 or later (https://developer.hashicorp.com/terraform/install), or pass --terraform-bin PATH, or give the settings as flags (see burst init --help)", bin)
+		return provision.Config{}, usageErrorf("terraform not found (%s): install Terraform 1.5 or later (https://developer.hashicorp.com/terraform/install), or pass --terraform-bin PATH, or give the settings as flags (see burst init --help)", bin)
 	}
 	cmd := exec.CommandContext(ctx, prog, "-chdir="+dir, "output", "-json", "-no-color")
 	// No prompts and no update check.
@@ -225,18 +228,18 @@ func readTerraform(ctx context.Context, bin, dir string) (cloudConfig, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return cloudConfig{}, ctx.Err()
+			return provision.Config{}, ctx.Err()
 		}
-		return cloudConfig{}, fmt.Errorf("%s -chdir=%s output -json -no-color: %v: %s", bin, dir, err, terraformMessage(stderr.String()))
+		return provision.Config{}, fmt.Errorf("%s -chdir=%s output -json -no-color: %v: %s", bin, dir, err, terraformMessage(stderr.String()))
 	}
 	outs, err := parseTerraformOutputs(stdout.Bytes())
 	if err != nil {
-		return cloudConfig{}, fmt.Errorf("terraform output in %s: %w", dir, err)
+		return provision.Config{}, fmt.Errorf("terraform output in %s: %w", dir, err)
 	}
 	if len(outs) == 0 {
-		return cloudConfig{}, usageErrorf("terraform in %s has no outputs: apply burst's account setup there first (terraform init && terraform apply; see terraform/README.md)", dir)
+		return provision.Config{}, usageErrorf("terraform in %s has no outputs: apply burst's account setup there first (terraform init && terraform apply; see terraform/README.md)", dir)
 	}
-	var c cloudConfig
+	var c provision.Config
 	var missing, wrong []string
 	str := func(name string, dst *string) {
 		v, ok := outs[name]
@@ -259,10 +262,10 @@ func readTerraform(ctx context.Context, bin, dir string) (cloudConfig, error) {
 		wrong = append(wrong, "subnet_ids (want a list of strings)")
 	}
 	if len(missing) > 0 {
-		return cloudConfig{}, usageErrorf("terraform in %s lacks the outputs %s: is it burst's terraform/ module, applied with this version of it?", dir, strings.Join(missing, ", "))
+		return provision.Config{}, usageErrorf("terraform in %s lacks the outputs %s: is it burst's terraform/ module, applied with this version of it?", dir, strings.Join(missing, ", "))
 	}
 	if len(wrong) > 0 {
-		return cloudConfig{}, usageErrorf("terraform in %s: unexpected outputs %s", dir, strings.Join(wrong, ", "))
+		return provision.Config{}, usageErrorf("terraform in %s: unexpected outputs %s", dir, strings.Join(wrong, ", "))
 	}
 	// The workers' role may use the bucket's runs/ and cas/ only, so the
 	// store is the whole bucket.
@@ -284,7 +287,7 @@ func parseTerraformOutputs(data []byte) (map[string]json.RawMessage, error) {
 	outs := make(map[string]json.RawMessage, len(raw))
 	for name, o := range raw {
 		if len(o.Value) == 0 {
-			return nil, fmt.Errorf("output %s has no value", clipValue(name))
+			return nil, fmt.Errorf("output %s has no value", oneline.Quote(name))
 		}
 		outs[name] = o.Value
 	}
@@ -312,7 +315,7 @@ func terraformMessage(s string) string {
 	if len(msg) > 400 {
 		msg = msg[:400] + "..."
 	}
-	return oneLine(msg)
+	return oneline.Clean(msg)
 }
 
 // writeFileAtomic writes data to path with perm, creating its directory

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/slicerburst/burst/internal/testpy"
+	"github.com/slicerburst/burst/provision"
 )
 
 // testTerraform is the terraform binary that the tests run: $BURST_TERRAFORM,
@@ -182,7 +183,7 @@ func TestInitTerraform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cloudConfig{
+	want := provision.Config{
 		Region:          "eu-west-1",
 		Store:           "s3://burst-20240101abcdef",
 		InstanceProfile: "burst-worker",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,8 +51,6 @@ func (p *planOptions) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&p.bootTime, "boot-time", provision.DefaultBootTime, "time from launch to an instance's first task")
 }
 
-var typeName = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
-
 // validate checks the flags alone, before any AWS call.
 func (p *planOptions) validate() error {
 	changed := func(name string) bool { return p.flags != nil && p.flags.Changed(name) }
@@ -79,7 +76,7 @@ func (p *planOptions) validate() error {
 		return usageErrorf("--%v", err)
 	}
 	for _, t := range p.types {
-		if !typeName.MatchString(t) {
+		if !provision.ValidInstanceType(t) {
 			return usageErrorf("--types: %q is not an instance type name (like c7i.2xlarge)", t)
 		}
 	}
@@ -155,7 +152,7 @@ func (p *planOptions) quote(ctx context.Context, cs *cloudSession, tasks int, pr
 	}
 	req := p.quoteRequest(tasks, cs.region, probe)
 	req.Prices = cs.prices
-	q, err := provision.MakeQuote(ctx, cs.api, req, cs.cfg.quoteDefaults())
+	q, err := provision.MakeQuote(ctx, cs.api, req, cs.cfg.QuoteDefaults())
 	var ie *provision.InputError
 	var pf *provision.ProbeFailedError
 	switch {

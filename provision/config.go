@@ -1,4 +1,4 @@
-package main
+package provision
 
 import (
 	"bytes"
@@ -12,19 +12,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/slicerburst/burst/internal/oneline"
 	"github.com/slicerburst/burst/internal/typo"
-	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
 )
 
-// cloudConfig is burst's cloud settings, the file that `burst init` writes
+// Config is burst's cloud settings, the file that `burst init` writes
 // and that cloud runs read: where workers run and which run store they
 // share. The required fields come from the account setup in terraform/.
-type cloudConfig struct {
+type Config struct {
 	// Region is the AWS region of the workers and of the store's bucket.
 	Region string `yaml:"region" json:"region"`
 	// Store is the run store of cloud runs, s3://BUCKET[/PREFIX].
@@ -44,7 +43,7 @@ type cloudConfig struct {
 	InstanceTypes []string `yaml:"instance_types,flow,omitempty" json:"instance_types,omitempty"`
 	// Market, when set, is how instances are bought by default: spot,
 	// on-demand, or any (as burst plan --market).
-	Market provision.Market `yaml:"market,omitempty" json:"market,omitempty"`
+	Market Market `yaml:"market,omitempty" json:"market,omitempty"`
 	// Budget, when above 0, is the default cap of one run's cost, in US
 	// dollars.
 	Budget float64 `yaml:"budget,omitempty" json:"budget,omitempty"`
@@ -53,75 +52,62 @@ type cloudConfig struct {
 	Path string `yaml:"-" json:"-"`
 }
 
-// marketAny lets a run buy on either market.
-const marketAny provision.Market = "any"
+// MarketAny lets a run buy on either market (as burst plan --market any).
+const MarketAny Market = "any"
 
 // maxConfigSize bounds the configuration file that burst reads: a real one
 // is a few hundred bytes.
 const maxConfigSize = 64 << 10
 
-// errNoCloudConfig is wrapped by loadCloudConfig's error when there is no
+// ErrNoConfig is wrapped by LoadConfig's error when there is no
 // configuration file.
-var errNoCloudConfig = errors.New("no configuration")
+var ErrNoConfig = errors.New("no configuration")
 
-// cloudConfigPath is where burst's configuration lives: $BURST_CONFIG, else
+// ConfigPath is where burst's configuration lives: $BURST_CONFIG, else
 // burst/config.yaml in the user's configuration directory
 // ($XDG_CONFIG_HOME, else ~/.config, on Linux).
-func cloudConfigPath() (string, error) {
+func ConfigPath() (string, error) {
 	if p := os.Getenv("BURST_CONFIG"); p != "" {
 		return p, nil
 	}
 	dir, err := os.UserConfigDir()
 	if err != nil {
-		return "", usageErrorf("no configuration directory: set BURST_CONFIG to the configuration file (%v)", err)
+		return "", fmt.Errorf("no configuration directory: set BURST_CONFIG to the configuration file (%v)", err)
 	}
 	return filepath.Join(dir, "burst", "config.yaml"), nil
 }
 
-// loadCloudConfig reads and checks the configuration at cloudConfigPath.
-// Every error is a one-line usage error naming the file (exit 2); when the
-// file does not exist the error wraps errNoCloudConfig and says how to
-// write one. It reads the file only: nothing is checked against AWS.
-func loadCloudConfig() (cloudConfig, error) {
-	path, err := cloudConfigPath()
-	if err != nil {
-		return cloudConfig{}, err
-	}
-	return readCloudConfig(path)
-}
-
-// readCloudConfig reads and checks the configuration file at path, as
-// loadCloudConfig does.
-func readCloudConfig(path string) (cloudConfig, error) {
+// LoadConfig reads and checks the configuration file at path. Every error
+// is one line naming the file; when the file does not exist the error
+// wraps ErrNoConfig and says how to write one; a file that is read but
+// wrong is a *ConfigError. It reads the file only: nothing is checked
+// against AWS.
+func LoadConfig(path string) (Config, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return cloudConfig{}, usageError{fmt.Errorf("%w at %s: run burst init --terraform DIR (see README, Running on AWS)", errNoCloudConfig, path)}
+		return Config{}, fmt.Errorf("%w at %s: run burst init --terraform DIR (see README, Running on AWS)", ErrNoConfig, path)
 	}
 	if err != nil {
-		return cloudConfig{}, usageErrorf("reading configuration: %v", err)
+		return Config{}, fmt.Errorf("reading configuration: %v", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
-		return cloudConfig{}, usageErrorf("reading configuration: %v", err)
+		return Config{}, fmt.Errorf("reading configuration: %v", err)
 	}
-	c, err := parseCloudConfig(path, data)
-	if err != nil {
-		return cloudConfig{}, usageError{err}
-	}
-	return c, nil
+	return ParseConfig(path, data)
 }
 
-// configError is a problem with a configuration file: which file, where in
+// ConfigError is a problem with a configuration file: which file, where in
 // it, and what. Error() is one line.
-type configError struct {
+type ConfigError struct {
 	Path  string
 	Line  int    // 0 when the problem is not on one line
 	Field string // empty when the problem is not in one field
 	Msg   string
 }
 
-func (e *configError) Error() string {
+func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Path)
 	if e.Line > 0 {
@@ -132,54 +118,33 @@ func (e *configError) Error() string {
 		b.WriteString(e.Field + ": ")
 	}
 	b.WriteString(e.Msg)
-	return oneLine(b.String())
-}
-
-// oneLine makes s printable on one line: newlines and other control
-// characters become spaces, and invalid UTF-8 is replaced.
-func oneLine(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || (r >= 0x80 && r < 0xa0) {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-// clipValue quotes a value from the file for an error message, shortened.
-func clipValue(s string) string {
-	if utf8.RuneCountInString(s) > 64 {
-		r := []rune(s)
-		s = string(r[:61]) + "..."
-	}
-	return strconv.Quote(s)
+	return oneline.Clean(b.String())
 }
 
 // configFields are the keys of the configuration file, in the order they are
 // written, with how each is decoded from its YAML value.
 var configFields = []struct {
 	name   string
-	decode func(c *cloudConfig, v *yaml.Node) string // returns a problem, or ""
+	decode func(c *Config, v *yaml.Node) string // returns a problem, or ""
 }{
-	{"region", func(c *cloudConfig, v *yaml.Node) string { return decodeString(v, &c.Region) }},
-	{"store", func(c *cloudConfig, v *yaml.Node) string { return decodeString(v, &c.Store) }},
-	{"instance_profile", func(c *cloudConfig, v *yaml.Node) string { return decodeString(v, &c.InstanceProfile) }},
-	{"security_groups", func(c *cloudConfig, v *yaml.Node) string {
+	{"region", func(c *Config, v *yaml.Node) string { return decodeString(v, &c.Region) }},
+	{"store", func(c *Config, v *yaml.Node) string { return decodeString(v, &c.Store) }},
+	{"instance_profile", func(c *Config, v *yaml.Node) string { return decodeString(v, &c.InstanceProfile) }},
+	{"security_groups", func(c *Config, v *yaml.Node) string {
 		return decodeStrings(v, &c.SecurityGroups, "sg-0123456789abcdef0")
 	}},
-	{"subnets", func(c *cloudConfig, v *yaml.Node) string {
+	{"subnets", func(c *Config, v *yaml.Node) string {
 		return decodeStrings(v, &c.Subnets, "subnet-0123456789abcdef0")
 	}},
-	{"ami", func(c *cloudConfig, v *yaml.Node) string { return decodeString(v, &c.AMI) }},
-	{"instance_types", func(c *cloudConfig, v *yaml.Node) string { return decodeStrings(v, &c.InstanceTypes, "c6i.large") }},
-	{"market", func(c *cloudConfig, v *yaml.Node) string {
+	{"ami", func(c *Config, v *yaml.Node) string { return decodeString(v, &c.AMI) }},
+	{"instance_types", func(c *Config, v *yaml.Node) string { return decodeStrings(v, &c.InstanceTypes, "c6i.large") }},
+	{"market", func(c *Config, v *yaml.Node) string {
 		var s string
 		msg := decodeString(v, &s)
-		c.Market = provision.Market(s)
+		c.Market = Market(s)
 		return msg
 	}},
-	{"budget", func(c *cloudConfig, v *yaml.Node) string { return decodeFloat(v, &c.Budget) }},
+	{"budget", func(c *Config, v *yaml.Node) string { return decodeFloat(v, &c.Budget) }},
 }
 
 func configFieldNames() string {
@@ -190,48 +155,48 @@ func configFieldNames() string {
 	return strings.Join(names, ", ")
 }
 
-// parseCloudConfig decodes and checks a configuration file's contents.
+// ParseConfig decodes and checks a configuration file's contents.
 // Unknown keys, repeated keys, values of the wrong kind and invalid values
-// are all errors (*configError, one line, naming path and the line).
-func parseCloudConfig(path string, data []byte) (cloudConfig, error) {
+// are all errors (*ConfigError, one line, naming path and the line).
+func ParseConfig(path string, data []byte) (Config, error) {
 	errf := func(line int, field, format string, args ...any) error {
-		return &configError{Path: path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+		return &ConfigError{Path: path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	if len(data) > maxConfigSize {
-		return cloudConfig{}, errf(0, "", "larger than %d KiB: not a burst configuration", maxConfigSize>>10)
+		return Config{}, errf(0, "", "larger than %d KiB: not a burst configuration", maxConfigSize>>10)
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return cloudConfig{}, errf(0, "", "empty: run burst init to write it")
+			return Config{}, errf(0, "", "empty: run burst init to write it")
 		}
-		return cloudConfig{}, errf(0, "", "not valid YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))
+		return Config{}, errf(0, "", "not valid YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return cloudConfig{}, errf(extra.Line, "", "holds more than one YAML document")
+		return Config{}, errf(extra.Line, "", "holds more than one YAML document")
 	}
 	top := &doc
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
 		top = top.Content[0]
 	}
 	if top.Kind == yaml.ScalarNode && top.ShortTag() == "!!null" {
-		return cloudConfig{}, errf(0, "", "empty: run burst init to write it")
+		return Config{}, errf(0, "", "empty: run burst init to write it")
 	}
 	if top.Kind != yaml.MappingNode {
-		return cloudConfig{}, errf(top.Line, "", "want a mapping of settings (%s), found %s", configFieldNames(), nodeKind(top))
+		return Config{}, errf(top.Line, "", "want a mapping of settings (%s), found %s", configFieldNames(), nodeKind(top))
 	}
 
-	c := cloudConfig{Path: path}
+	c := Config{Path: path}
 	lines := map[string]int{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-			return cloudConfig{}, errf(k.Line, "", "a key must be a plain name (%s)", configFieldNames())
+			return Config{}, errf(k.Line, "", "a key must be a plain name (%s)", configFieldNames())
 		}
 		if prev, ok := lines[k.Value]; ok {
-			return cloudConfig{}, errf(k.Line, k.Value, "set twice (first on line %d)", prev)
+			return Config{}, errf(k.Line, k.Value, "set twice (first on line %d)", prev)
 		}
 		lines[k.Value] = k.Line
 		found := false
@@ -239,7 +204,7 @@ func parseCloudConfig(path string, data []byte) (cloudConfig, error) {
 			if f.name == k.Value {
 				found = true
 				if msg := f.decode(&c, resolve(v)); msg != "" {
-					return cloudConfig{}, errf(k.Line, k.Value, "%s", msg)
+					return Config{}, errf(k.Line, k.Value, "%s", msg)
 				}
 				break
 			}
@@ -249,16 +214,16 @@ func parseCloudConfig(path string, data []byte) (cloudConfig, error) {
 			if near := nearestField(k.Value); near != "" {
 				hint = fmt.Sprintf(" (did you mean %s?)", near)
 			}
-			return cloudConfig{}, errf(k.Line, "", "unknown setting %s%s; the settings are %s", clipValue(k.Value), hint, configFieldNames())
+			return Config{}, errf(k.Line, "", "unknown setting %s%s; the settings are %s", oneline.Quote(k.Value), hint, configFieldNames())
 		}
 	}
-	if err := c.validate(); err != nil {
-		var ce *configError
+	if err := c.Validate(); err != nil {
+		var ce *ConfigError
 		if errors.As(err, &ce) {
 			ce.Path = path
 			ce.Line = lines[ce.Field]
 		}
-		return cloudConfig{}, err
+		return Config{}, err
 	}
 	return c, nil
 }
@@ -281,7 +246,7 @@ func nodeKind(n *yaml.Node) string {
 		if n.ShortTag() == "!!null" {
 			return "nothing"
 		}
-		return clipValue(n.Value)
+		return oneline.Quote(n.Value)
 	default:
 		return "an alias"
 	}
@@ -298,7 +263,7 @@ func decodeString(v *yaml.Node, s *string) string {
 		return ""
 	}
 	if v.ShortTag() != "!!str" {
-		return fmt.Sprintf("want a name, found %s", clipValue(v.Value))
+		return fmt.Sprintf("want a name, found %s", oneline.Quote(v.Value))
 	}
 	*s = v.Value
 	return ""
@@ -334,7 +299,7 @@ func decodeFloat(v *yaml.Node, f *float64) string {
 	}
 	x, err := strconv.ParseFloat(strings.ReplaceAll(v.Value, "_", ""), 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
-		return "want an amount in US dollars such as 25 or 7.50, found " + clipValue(v.Value)
+		return "want an amount in US dollars such as 25 or 7.50, found " + oneline.Quote(v.Value)
 	}
 	*f = x
 	return ""
@@ -357,9 +322,9 @@ func nearestField(key string) string {
 }
 
 var (
-	// regionRe matches AWS region names: us-east-1, eu-central-2,
+	// regionNameRe matches AWS region names: us-east-1, eu-central-2,
 	// us-gov-west-1, ap-southeast-5.
-	regionRe = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
+	regionNameRe = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 	// EC2 resource ids: a prefix and 8 or 17 hex digits.
 	amiRe      = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	sgRe       = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
@@ -371,24 +336,24 @@ var (
 	profileARNRe  = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/([A-Za-z0-9+=,.@_/-]{1,512})$`)
 )
 
-// validate checks every setting on its own: required ones present, ids well
-// formed. The error is a *configError naming the field (without Path or
+// Validate checks every setting on its own: required ones present, ids well
+// formed. The error is a *ConfigError naming the field (without Path or
 // Line, which the caller knows).
-func (c *cloudConfig) validate() error {
+func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return &configError{Field: field, Msg: fmt.Sprintf(format, args...)}
+		return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case c.Region == "":
 		return bad("region", "missing: the AWS region of the workers and the bucket, such as us-east-1")
-	case !regionRe.MatchString(c.Region):
-		return bad("region", "%s is not an AWS region name such as us-east-1", clipValue(c.Region))
+	case !regionNameRe.MatchString(c.Region):
+		return bad("region", "%s is not an AWS region name such as us-east-1", oneline.Quote(c.Region))
 	}
 	if c.Store == "" {
 		return bad("store", "missing: the run store of cloud runs, s3://BUCKET or s3://BUCKET/PREFIX")
 	}
 	if !strings.HasPrefix(c.Store, "s3://") {
-		return bad("store", "%s is not an s3:// URL: cloud workers share the run store through S3", clipValue(c.Store))
+		return bad("store", "%s is not an s3:// URL: cloud workers share the run store through S3", oneline.Quote(c.Store))
 	}
 	if _, _, err := staging.ParseS3URL(c.Store); err != nil {
 		return bad("store", "%v", err)
@@ -397,7 +362,7 @@ func (c *cloudConfig) validate() error {
 	case c.InstanceProfile == "":
 		return bad("instance_profile", "missing: the name of the workers' instance profile")
 	case !profileNameRe.MatchString(c.InstanceProfile) && !profileARNRe.MatchString(c.InstanceProfile):
-		return bad("instance_profile", "%s is neither an instance profile name nor its ARN", clipValue(c.InstanceProfile))
+		return bad("instance_profile", "%s is neither an instance profile name nor its ARN", oneline.Quote(c.InstanceProfile))
 	}
 	if err := checkIDs("security_groups", c.SecurityGroups, sgRe, "security group id such as sg-0123456789abcdef0"); err != nil {
 		return err
@@ -412,15 +377,15 @@ func (c *cloudConfig) validate() error {
 		return bad("subnets", "missing: the subnets that workers launch into, such as [subnet-0123456789abcdef0]")
 	}
 	if c.AMI != "" && !amiRe.MatchString(c.AMI) {
-		return bad("ami", "%s is not an image id such as ami-0123456789abcdef0", clipValue(c.AMI))
+		return bad("ami", "%s is not an image id such as ami-0123456789abcdef0", oneline.Quote(c.AMI))
 	}
 	if err := checkIDs("instance_types", c.InstanceTypes, instTypeRe, "instance type such as c6i.large"); err != nil {
 		return err
 	}
 	switch c.Market {
-	case "", provision.Spot, provision.OnDemand, marketAny:
+	case "", Spot, OnDemand, MarketAny:
 	default:
-		return bad("market", "%s is not %s, %s or %s (as burst plan --market)", clipValue(string(c.Market)), provision.Spot, provision.OnDemand, marketAny)
+		return bad("market", "%s is not %s, %s or %s (as burst plan --market)", oneline.Quote(string(c.Market)), Spot, OnDemand, MarketAny)
 	}
 	if c.Budget < 0 || math.IsNaN(c.Budget) || math.IsInf(c.Budget, 0) {
 		return bad("budget", "%v is not an amount in US dollars above 0", c.Budget)
@@ -434,19 +399,19 @@ func checkIDs(field string, ids []string, re *regexp.Regexp, what string) error 
 	seen := map[string]bool{}
 	for _, id := range ids {
 		if !re.MatchString(id) {
-			return &configError{Field: field, Msg: fmt.Sprintf("%s is not a %s", clipValue(id), what)}
+			return &ConfigError{Field: field, Msg: fmt.Sprintf("%s is not a %s", oneline.Quote(id), what)}
 		}
 		if seen[id] {
-			return &configError{Field: field, Msg: fmt.Sprintf("%s is listed twice", clipValue(id))}
+			return &ConfigError{Field: field, Msg: fmt.Sprintf("%s is listed twice", oneline.Quote(id))}
 		}
 		seen[id] = true
 	}
 	return nil
 }
 
-// marshal renders the configuration as the file burst writes, with a
+// Marshal renders the configuration as the file burst writes, with a
 // comment header.
-func (c cloudConfig) marshal(header string) ([]byte, error) {
+func (c Config) Marshal(header string) ([]byte, error) {
 	var b bytes.Buffer
 	for _, line := range strings.Split(strings.TrimRight(header, "\n"), "\n") {
 		b.WriteString("# " + line + "\n")
@@ -462,15 +427,15 @@ func (c cloudConfig) marshal(header string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// configChange is one setting that differs between two configurations.
-type configChange struct {
+// ConfigChange is one setting that differs between two configurations.
+type ConfigChange struct {
 	Field    string `json:"field"`
 	Old, New string
 }
 
-// diff lists the settings that differ from c to next, in file order.
-func (c cloudConfig) diff(next cloudConfig) []configChange {
-	show := func(x cloudConfig) map[string]string {
+// Diff lists the settings that differ from c to next, in file order.
+func (c Config) Diff(next Config) []ConfigChange {
+	show := func(x Config) map[string]string {
 		list := func(l []string) string {
 			if len(l) == 0 {
 				return ""
@@ -494,16 +459,28 @@ func (c cloudConfig) diff(next cloudConfig) []configChange {
 		}
 	}
 	a, b := show(c), show(next)
-	var out []configChange
+	var out []ConfigChange
 	for _, f := range configFields {
 		if a[f.name] != b[f.name] {
-			out = append(out, configChange{Field: f.name, Old: a[f.name], New: b[f.name]})
+			out = append(out, ConfigChange{Field: f.name, Old: a[f.name], New: b[f.name]})
 		}
 	}
 	return out
 }
 
-// quoteDefaults are the configuration's defaults for a quote.
-func (c cloudConfig) quoteDefaults() provision.QuoteDefaults {
-	return provision.QuoteDefaults{Types: c.InstanceTypes, Market: string(c.Market), Budget: c.Budget}
+// QuoteDefaults are the configuration's defaults for a quote.
+func (c Config) QuoteDefaults() QuoteDefaults {
+	return QuoteDefaults{Types: c.InstanceTypes, Market: string(c.Market), Budget: c.Budget}
 }
+
+// ValidRegion reports whether s is written as an AWS region name, such as
+// us-east-1.
+func ValidRegion(s string) bool { return regionNameRe.MatchString(s) }
+
+// ValidSubnetID reports whether s is written as a subnet id, such as
+// subnet-0123456789abcdef0.
+func ValidSubnetID(s string) bool { return subnetRe.MatchString(s) }
+
+// ValidInstanceType reports whether s is written as an instance type name,
+// such as c6i.large.
+func ValidInstanceType(s string) bool { return instTypeRe.MatchString(s) }
