@@ -85,8 +85,10 @@ type Quote struct {
 	PriceSource string
 }
 
-// InputError is a quote refused for its inputs (an unknown instance type,
-// a type the worker image cannot run, a bad market): the user's to fix.
+// InputError is a refusal for what the user gave: a quote's inputs (an
+// unknown instance type, a type the worker image cannot run, a bad
+// market), or an account setup that burst init cannot read (see
+// ConfigFromTerraform). It is the user's to fix.
 type InputError struct{ Msg string }
 
 func (e *InputError) Error() string { return e.Msg }

@@ -1,23 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/slicerburst/burst/internal/oneline"
 	"github.com/slicerburst/burst/provision"
 )
 
@@ -80,16 +72,6 @@ what would change. Nothing is checked against AWS.`,
 	return cmd
 }
 
-// terraformOutputs maps the outputs of terraform/ (see outputs.tf) to the
-// settings they become.
-var terraformOutputs = []struct{ output, setting string }{
-	{"region", "region"},
-	{"bucket", "store"},
-	{"instance_profile", "instance_profile"},
-	{"security_group_id", "security_groups"},
-	{"subnet_ids", "subnets"},
-}
-
 func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	path, err := cloudConfigPath()
 	if err != nil {
@@ -104,7 +86,11 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 
 	source := "flags"
 	if o.terraformDir != "" {
-		tf, err := readTerraform(ctx, o.terraformBin, o.terraformDir)
+		tf, err := provision.ConfigFromTerraform(ctx, o.terraformBin, o.terraformDir)
+		var ie *provision.InputError
+		if errors.As(err, &ie) {
+			return usageError{err}
+		}
 		if err != nil {
 			return err
 		}
@@ -160,7 +146,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := provision.WriteConfigFile(path, data); err != nil {
 		return fmt.Errorf("writing configuration: %w", err)
 	}
 	if oldErr == nil {
@@ -190,9 +176,9 @@ func initSettingSource(setting string, o initOptions) string {
 		}
 		return setting
 	}
-	for _, m := range terraformOutputs {
-		if m.setting == setting {
-			return fmt.Sprintf("%s (terraform output %s)", setting, m.output)
+	for _, m := range provision.TerraformOutputs {
+		if m.Setting == setting {
+			return fmt.Sprintf("%s (terraform output %s)", setting, m.Output)
 		}
 	}
 	return setting
@@ -208,144 +194,4 @@ func printChanges(w io.Writer, changes []provision.ConfigChange) {
 	for _, c := range changes {
 		fmt.Fprintf(w, "  %s: %s -> %s\n", c.Field, show(c.Old), show(c.New))
 	}
-}
-
-// readTerraform runs terraform output -json in dir and maps the outputs of
-// burst's account setup to settings. It changes nothing in dir. The result
-// is not validated.
-func readTerraform(ctx context.Context, bin, dir string) (provision.Config, error) {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return provision.Config{}, usageErrorf("--terraform %s: not a directory", dir)
-	}
-	prog, err := exec.LookPath(bin)
-	if err != nil {
-		return provision.Config{}, usageErrorf("terraform not found (%s): install Terraform 1.5 or later (https://developer.hashicorp.com/terraform/install), or pass --terraform-bin PATH, or give the settings as flags (see burst init --help)", bin)
-	}
-	cmd := exec.CommandContext(ctx, prog, "-chdir="+dir, "output", "-json", "-no-color")
-	// No prompts and no update check.
-	cmd.Env = append(os.Environ(), "TF_INPUT=0", "CHECKPOINT_DISABLE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return provision.Config{}, ctx.Err()
-		}
-		return provision.Config{}, fmt.Errorf("%s -chdir=%s output -json -no-color: %v: %s", bin, dir, err, terraformMessage(stderr.String()))
-	}
-	outs, err := parseTerraformOutputs(stdout.Bytes())
-	if err != nil {
-		return provision.Config{}, fmt.Errorf("terraform output in %s: %w", dir, err)
-	}
-	if len(outs) == 0 {
-		return provision.Config{}, usageErrorf("terraform in %s has no outputs: apply burst's account setup there first (terraform init && terraform apply; see terraform/README.md)", dir)
-	}
-	var c provision.Config
-	var missing, wrong []string
-	str := func(name string, dst *string) {
-		v, ok := outs[name]
-		if !ok {
-			missing = append(missing, name)
-			return
-		}
-		if err := json.Unmarshal(v, dst); err != nil || *dst == "" {
-			wrong = append(wrong, name+" (want a non-empty string)")
-		}
-	}
-	var bucket, sg string
-	str("region", &c.Region)
-	str("bucket", &bucket)
-	str("instance_profile", &c.InstanceProfile)
-	str("security_group_id", &sg)
-	if v, ok := outs["subnet_ids"]; !ok {
-		missing = append(missing, "subnet_ids")
-	} else if err := json.Unmarshal(v, &c.Subnets); err != nil {
-		wrong = append(wrong, "subnet_ids (want a list of strings)")
-	}
-	if len(missing) > 0 {
-		return provision.Config{}, usageErrorf("terraform in %s lacks the outputs %s: is it burst's terraform/ module, applied with this version of it?", dir, strings.Join(missing, ", "))
-	}
-	if len(wrong) > 0 {
-		return provision.Config{}, usageErrorf("terraform in %s: unexpected outputs %s", dir, strings.Join(wrong, ", "))
-	}
-	// The workers' role may use the bucket's runs/ and cas/ only, so the
-	// store is the whole bucket.
-	c.Store = "s3://" + bucket
-	c.SecurityGroups = []string{sg}
-	return c, nil
-}
-
-// parseTerraformOutputs decodes the output of terraform output -json: each
-// output's name and its JSON value.
-func parseTerraformOutputs(data []byte) (map[string]json.RawMessage, error) {
-	var raw map[string]struct {
-		Value     json.RawMessage `json:"value"`
-		Sensitive bool            `json:"sensitive"`
-	}
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not the JSON of terraform output -json: %v", err)
-	}
-	outs := make(map[string]json.RawMessage, len(raw))
-	for name, o := range raw {
-		if len(o.Value) == 0 {
-			return nil, fmt.Errorf("output %s has no value", oneline.Quote(name))
-		}
-		outs[name] = o.Value
-	}
-	return outs, nil
-}
-
-// ansiRe matches terminal colour and style codes.
-var ansiRe = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-
-// terraformMessage keeps the gist of terraform's error output: its lines
-// with text, joined on one line, without box-drawing characters.
-func terraformMessage(s string) string {
-	var parts []string
-	s = ansiRe.ReplaceAllString(s, "")
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "│╷╵"))
-		if line != "" {
-			parts = append(parts, line)
-		}
-	}
-	if len(parts) == 0 {
-		return "no message"
-	}
-	msg := strings.Join(parts, " ")
-	if len(msg) > 400 {
-		msg = msg[:400] + "..."
-	}
-	return oneline.Clean(msg)
-}
-
-// writeFileAtomic writes data to path with perm, creating its directory
-// (0700), through a temporary file renamed into place so that a reader
-// never sees half a file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, already gone
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

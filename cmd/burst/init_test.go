@@ -144,9 +144,9 @@ func (it *initTest) run(o initOptions) error {
 // fixture below is a whole applied module's outputs.
 func TestTerraformOutputNames(t *testing.T) {
 	names := moduleOutputs(t)
-	for _, m := range terraformOutputs {
-		if !names[m.output] {
-			t.Errorf("init reads output %q, which terraform/outputs.tf does not define", m.output)
+	for _, m := range provision.TerraformOutputs {
+		if !names[m.Output] {
+			t.Errorf("init reads output %q, which terraform/outputs.tf does not define", m.Output)
 		}
 	}
 	fixture := appliedOutputs()
@@ -387,26 +387,4 @@ func TestInitFlags(t *testing.T) {
 	if _, err := loadCloudConfig(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func FuzzParseTerraformOutputs(f *testing.F) {
-	f.Add([]byte(`{"region":{"sensitive":false,"type":"string","value":"us-east-1"},"subnet_ids":{"type":["tuple",["string"]],"value":["subnet-1"]}}`))
-	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"a":{}}`))
-	f.Add([]byte(`[1]`))
-	f.Add([]byte(`{"a":{"value":null}}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		outs, err := parseTerraformOutputs(data)
-		if err != nil {
-			if outs != nil || strings.Contains(err.Error(), "\n") {
-				t.Fatalf("outputs %v and error %q", outs, err)
-			}
-			return
-		}
-		for name, v := range outs {
-			if !json.Valid(v) {
-				t.Fatalf("output %q: invalid JSON %q", name, v)
-			}
-		}
-	})
 }
