@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -179,15 +175,10 @@ binary on linux/amd64, else --burst-binary.`, staging.Protocol),
 }
 
 var (
-	sha256Re        = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	slicerVerRe     = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
-	templateVarRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
-	packerVersionRe = regexp.MustCompile(`(?m)^Packer v?([0-9]+)\.([0-9]+)\.([0-9]+)`)
+	sha256Re      = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	slicerVerRe   = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+	templateVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 )
-
-// minPacker is the oldest packer that can build the template: 1.6 knows
-// neither plugins nor the IMDSv2 settings.
-var minPacker = [2]int{1, 7}
 
 func runImageBuild(ctx context.Context, g *globalOptions, o imageBuildOptions) error {
 	vars, err := o.templateVars()
@@ -212,14 +203,14 @@ func runImageBuild(ctx context.Context, g *globalOptions, o imageBuildOptions) e
 	if bin, err = filepath.Abs(bin); err != nil {
 		return fmt.Errorf("--burst-binary: %w", err)
 	}
-	if err := checkLinuxAMD64(bin); err != nil {
+	if err := images.CheckLinuxAMD64(bin); err != nil {
 		return usageErrorf("--burst-binary %s: %v", bin, err)
 	}
 	vars = append(vars, [2]string{"burst_binary", bin}, [2]string{"burst_protocol", strconv.Itoa(staging.Protocol)})
 
 	if o.dryRun {
 		const tmpl = "TEMPLATE"
-		init, build := packerArgs(tmpl, vars)
+		init, build := images.PackerArgs(tmpl, vars)
 		fmt.Fprintf(g.io.Out, "%s %s\n", o.packerBin, shellJoin(init))
 		fmt.Fprintf(g.io.Out, "%s %s\n", o.packerBin, shellJoin(build))
 		fmt.Fprintf(g.io.Out, "(%s: burst's image template, written to a temporary folder)\n", tmpl)
@@ -230,26 +221,14 @@ func runImageBuild(ctx context.Context, g *globalOptions, o imageBuildOptions) e
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "burst-image-")
+	err = images.Build(ctx, images.BuildSpec{
+		Packer: packer, Vars: vars, Env: packerEnv(g), Stdout: g.io.Out, Stderr: g.io.Err,
+		Starting: func(args []string) {
+			fmt.Fprintf(g.io.Err, "burst: running %s %s\n", o.packerBin, shellJoin(args))
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("making a folder for the image template: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	if err := images.WriteTemplate(dir); err != nil {
 		return err
-	}
-	init, build := packerArgs(dir, vars)
-	for _, args := range [][]string{init, build} {
-		fmt.Fprintf(g.io.Err, "burst: running %s %s\n", o.packerBin, shellJoin(args))
-		cmd := exec.CommandContext(ctx, packer, args...)
-		cmd.Env = packerEnv(g)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, g.io.Out, g.io.Err
-		if err := cmd.Run(); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("packer %s failed (%v): see its output above", args[0], err)
-		}
 	}
 	fmt.Fprintf(g.io.Out, "built: burst image list --region %s shows the new image\n", region)
 	return nil
@@ -313,18 +292,6 @@ func (o imageBuildOptions) templateVars() ([][2]string, error) {
 	return vars, nil
 }
 
-// packerArgs are the arguments of packer init and packer build for the
-// template in dir.
-func packerArgs(dir string, vars [][2]string) (init, build []string) {
-	init = []string{"init", filepath.Join(dir, "plugins")}
-	build = []string{"build"}
-	for _, v := range vars {
-		build = append(build, "-var", v[0]+"="+v[1])
-	}
-	build = append(build, dir)
-	return init, build
-}
-
 // packerEnv is burst's environment for packer: no update check, and
 // --profile as AWS_PROFILE.
 func packerEnv(g *globalOptions) []string {
@@ -335,68 +302,14 @@ func packerEnv(g *globalOptions) []string {
 	return env
 }
 
-// findPacker finds the packer program and checks that it is recent enough
-// to build the template. Its errors say what to install.
+// findPacker finds packer and checks its version (see images.FindPacker);
+// what is wrong with it is the user's to fix (exit 2).
 func findPacker(ctx context.Context, name string) (string, error) {
-	const install = "https://developer.hashicorp.com/packer/install"
-	path, err := exec.LookPath(name)
+	path, err := images.FindPacker(ctx, name)
 	if err != nil {
-		return "", usageErrorf("packer not found (%s): burst image build runs Packer %d.%d or later; install it (%s), or pass --packer-bin PATH", name, minPacker[0], minPacker[1], install)
-	}
-	cmd := exec.CommandContext(ctx, path, "version")
-	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", usageErrorf("%s version failed (%v): is it packer? %s", path, err, oneline.Clean(oneline.Clip(out.String(), 200)))
-	}
-	major, minor, patch, ok := parsePackerVersion(out.String())
-	if !ok {
-		return "", usageErrorf("%s version said %s, not a packer version", path, oneline.Quote(strings.TrimSpace(out.String())))
-	}
-	if major < minPacker[0] || major == minPacker[0] && minor < minPacker[1] {
-		return "", usageErrorf("%s is Packer %d.%d.%d, too old: building the image needs Packer %d.%d or later, which installs the amazon plugin and knows the IMDSv2 settings the image uses (Debian's packer package is 1.6); install it (%s), or pass --packer-bin PATH", path, major, minor, patch, minPacker[0], minPacker[1], install)
+		return "", usageError{err}
 	}
 	return path, nil
-}
-
-// parsePackerVersion reads the version from the output of packer version
-// ("Packer v1.11.2", maybe followed by an update notice).
-func parsePackerVersion(out string) (major, minor, patch int, ok bool) {
-	m := packerVersionRe.FindStringSubmatch(out)
-	if m == nil {
-		return 0, 0, 0, false
-	}
-	var n [3]int
-	for i := range n {
-		v, err := strconv.Atoi(m[i+1])
-		if err != nil || v > 1<<20 {
-			return 0, 0, 0, false
-		}
-		n[i] = v
-	}
-	return n[0], n[1], n[2], true
-}
-
-// checkLinuxAMD64 checks that the file at path is a linux/amd64 program.
-func checkLinuxAMD64(path string) error {
-	r, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	magic := make([]byte, 4)
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != elf.ELFMAG {
-		return errors.New("not a Linux program (workers run linux/amd64)")
-	}
-	f, err := elf.NewFile(r)
-	if err != nil {
-		return fmt.Errorf("not a Linux program (%v)", err)
-	}
-	if f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return fmt.Errorf("a %v program, but workers run linux/amd64", f.Machine)
-	}
-	return nil
 }
 
 // shellJoin quotes args for a POSIX shell, so that a printed command can be

@@ -23,28 +23,6 @@ import (
 
 const testSHA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-func TestParsePackerVersion(t *testing.T) {
-	tests := []struct {
-		out                 string
-		major, minor, patch int
-		ok                  bool
-	}{
-		{"Packer v1.6.6\n", 1, 6, 6, true},
-		{"Packer v1.11.2\n\nYour version of Packer is out of date! The latest version\nis 1.12.0. You can update by downloading from www.packer.io/downloads\n", 1, 11, 2, true},
-		{"Packer v1.7.0-dev\n", 1, 7, 0, true},
-		{"1.9.4\n", 0, 0, 0, false},
-		{"Usage: packer [--version] [--help] <command> [<args>]\n", 0, 0, 0, false},
-		{"Packer v99999999999999999999.1.1\n", 0, 0, 0, false},
-		{"", 0, 0, 0, false},
-	}
-	for _, tt := range tests {
-		ma, mi, pa, ok := parsePackerVersion(tt.out)
-		if ok != tt.ok || ma != tt.major || mi != tt.minor || pa != tt.patch {
-			t.Errorf("parsePackerVersion(%q) = %d.%d.%d %v, want %d.%d.%d %v", tt.out, ma, mi, pa, ok, tt.major, tt.minor, tt.patch, tt.ok)
-		}
-	}
-}
-
 // TestFindPackerNotInstalled: a PATH without packer.
 func TestFindPackerNotInstalled(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
@@ -74,7 +52,7 @@ func TestFindPackerInstalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	major, minor, patch, ok := parsePackerVersion(string(out))
+	major, minor, patch, ok := images.ParsePackerVersion(string(out))
 	if !ok {
 		t.Fatalf("packer version said %q", out)
 	}
