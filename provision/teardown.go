@@ -435,3 +435,26 @@ func GC(ctx context.Context, api EC2API, opts GCOptions) (GCResult, error) {
 	}
 	return res, nil
 }
+
+// RunEnded is a GCOptions.Ended that reads the run store: a run has ended
+// when it is finished, cancelled, or gone from the store.
+func RunEnded(store staging.Store) func(ctx context.Context, id string) (bool, error) {
+	return func(ctx context.Context, id string) (bool, error) {
+		run, err := staging.OpenRun(store, id)
+		if err != nil {
+			return false, err
+		}
+		man, err := run.Manifest(ctx)
+		if errors.Is(err, staging.ErrNoRun) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		p, err := run.ReadProgress(ctx, man)
+		if err != nil {
+			return false, err
+		}
+		return p.State == staging.StateDone || p.State == staging.StateCancelled, nil
+	}
+}

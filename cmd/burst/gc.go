@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slicerburst/burst/provision"
-	"github.com/slicerburst/burst/staging"
 )
 
 type gcOptions struct {
@@ -77,7 +75,7 @@ func runGC(ctx context.Context, o *gcOptions) error {
 		if err != nil {
 			fmt.Fprintf(human, "cannot read the run store (%v): judging instances by their expiry alone\n", err)
 		} else {
-			opts.Ended = runEnded(store)
+			opts.Ended = provision.RunEnded(store)
 		}
 	}
 	found, err := provision.GC(ctx, cs.api, opts)
@@ -133,29 +131,6 @@ func (o *gcOptions) report(res provision.GCResult) error {
 		return out
 	}
 	return writeJSON(o.g.io.Out, map[string]any{"dry_run": o.dryRun, "ended": conv(res.Reaped), "kept": conv(res.Kept), "templates_deleted": res.Templates})
-}
-
-// runEnded reports from the run store whether a run has ended: finished,
-// cancelled, or gone from the store.
-func runEnded(store staging.Store) func(ctx context.Context, id string) (bool, error) {
-	return func(ctx context.Context, id string) (bool, error) {
-		run, err := staging.OpenRun(store, id)
-		if err != nil {
-			return false, err
-		}
-		man, err := run.Manifest(ctx)
-		if errors.Is(err, staging.ErrNoRun) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		p, err := run.ReadProgress(ctx, man)
-		if err != nil {
-			return false, err
-		}
-		return p.State == staging.StateDone || p.State == staging.StateCancelled, nil
-	}
 }
 
 // confirm asks a yes/no question on a terminal; no is the default.
