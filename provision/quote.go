@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -230,4 +232,30 @@ func (q *Quote) WorkersPerInstance() int {
 		return per
 	}
 	return 0
+}
+
+// ParseMiB reads a memory size, as a task's memory is given: a number of
+// MiB, or a number with a unit (MiB, GiB, MB, GB, M, G; any case), rounded
+// up to whole MiB.
+func ParseMiB(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"gib", 1024}, {"mib", 1}, {"gb", 1024}, {"mb", 1}, {"g", 1024}, {"m", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%q is not a size like 512MiB or 3GiB", s)
+	}
+	mib := math.Ceil(v * mult)
+	if mib < 1 || mib > 1<<40 {
+		return 0, fmt.Errorf("%q: must be between 1 MiB and 1 EiB", s)
+	}
+	return int64(mib), nil
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,4 +54,57 @@ func TestQuoteDefaultsInOnePlace(t *testing.T) {
 	if viaDefaults.PriceSource == "" {
 		t.Error("the quote does not say where its on-demand prices came from")
 	}
+}
+
+func TestParseMiB(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"512", 512, ""},
+		{"512MiB", 512, ""},
+		{" 3 GiB ", 3072, ""},
+		{"1.5g", 1536, ""},
+		{"2GB", 2048, ""},
+		{"100mb", 100, ""},
+		{"0.1", 1, ""},
+		{"0", 0, `"0": must be between 1 MiB and 1 EiB`},
+		{"-5M", 0, `"-5M": must be between 1 MiB and 1 EiB`},
+		{"2000000000G", 0, "must be between 1 MiB and 1 EiB"},
+		{"lots", 0, `"lots" is not a size like 512MiB or 3GiB`},
+		{"NaN", 0, "is not a size"},
+		{"", 0, `"" is not a size`},
+	} {
+		got, err := ParseMiB(tt.in)
+		if tt.err == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("ParseMiB(%q) = %d, %v, want %d", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("ParseMiB(%q) = %d, %v, want error %q", tt.in, got, err, tt.err)
+		}
+	}
+}
+
+// FuzzParseMiB: a size is accepted only between 1 MiB and 1 EiB, and an
+// error is one line.
+func FuzzParseMiB(f *testing.F) {
+	for _, s := range []string{"512", "3GiB", "1.5g", "0", "1e300", "-1", "inf", "0x10M"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		mib, err := ParseMiB(s)
+		if err != nil {
+			if mib != 0 || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("ParseMiB(%q) = %d, %q", s, mib, err)
+			}
+			return
+		}
+		if mib < 1 || mib > 1<<40 {
+			t.Fatalf("ParseMiB(%q) = %d", s, mib)
+		}
+	})
 }

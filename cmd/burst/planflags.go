@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -85,38 +84,13 @@ func (p *planOptions) validate() error {
 	}
 	p.memoryMiB = 0
 	if p.memory != "" || changed("memory") {
-		m, err := parseMiB(p.memory)
+		m, err := provision.ParseMiB(p.memory)
 		if err != nil {
 			return usageErrorf("--memory: %v", err)
 		}
 		p.memoryMiB = m
 	}
 	return nil
-}
-
-// parseMiB reads a memory size: a number of MiB, or a number with a unit
-// (MiB, GiB, M, G; any case).
-func parseMiB(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := 1.0
-	for _, u := range []struct {
-		suffix string
-		mult   float64
-	}{{"gib", 1024}, {"mib", 1}, {"gb", 1024}, {"mb", 1}, {"g", 1024}, {"m", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%q is not a size like 512MiB or 3GiB", s)
-	}
-	mib := math.Ceil(v * mult)
-	if mib < 1 || mib > 1<<40 {
-		return 0, fmt.Errorf("%q: must be between 1 MiB and 1 EiB", s)
-	}
-	return int64(mib), nil
 }
 
 // quoteRequest is what the flags ask of a quote for tasks tasks in
