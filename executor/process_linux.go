@@ -37,7 +37,7 @@ type rssProbe struct {
 const rssSampleEvery = 50 * time.Millisecond
 
 func newRSSProbe() *rssProbe {
-	kb, _ := readHWM("/proc/self/status")
+	kb, _ := readStatusKB("/proc/self/status", "VmHWM:")
 	return &rssProbe{parentKB: kb, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -49,7 +49,7 @@ func (p *rssProbe) watch(pid int) {
 		t := time.NewTicker(rssSampleEvery)
 		defer t.Stop()
 		for {
-			if kb, ok := readHWM(path); ok && kb > p.sampled.Load() {
+			if kb, ok := readStatusKB(path, "VmHWM:"); ok && kb > p.sampled.Load() {
 				p.sampled.Store(kb)
 			}
 			select {
@@ -79,15 +79,22 @@ func (p *rssProbe) end(ps *os.ProcessState) int64 {
 	return p.sampled.Load()
 }
 
-// readHWM reads the VmHWM line of a /proc status file, in KiB.
-func readHWM(path string) (int64, bool) {
+// statusKB reads a figure in KiB (key "VmRSS:", "VmHWM:") of process
+// pid's /proc status.
+func statusKB(pid int, key string) (int64, bool) {
+	return readStatusKB(fmt.Sprintf("/proc/%d/status", pid), key)
+}
+
+// readStatusKB reads the line key ("VmHWM:") of a /proc status file, in
+// KiB.
+func readStatusKB(path, key string) (int64, bool) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmHWM:")); ok {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(key)); ok {
 			f := bytes.Fields(rest)
 			if len(f) == 0 {
 				return 0, false

@@ -33,3 +33,7 @@ func maxRSSKB(ps *os.ProcessState) int64 {
 	}
 	return 0
 }
+
+// statusKB reads a process's memory figures where /proc has them: not
+// here.
+func statusKB(pid int, key string) (int64, bool) { return 0, false }

@@ -202,7 +202,7 @@ func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging
 			"BURST_ATTEMPT="+strconv.Itoa(n),
 			"BURST_SHARED_DIR="+w.shared,
 		)
-		a = runProcess(ctx, w.cfg.Python, w.script, scratch, env, input, w.man.Timeout.D(), nil)
+		a = w.runAttempt(ctx, scratch, env, input)
 		if ctx.Err() != nil {
 			return nil, nil
 		}

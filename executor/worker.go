@@ -70,6 +70,8 @@ type Config struct {
 	Drain      time.Duration
 	// Instance, when set, is written into the heartbeat.
 	Instance *Instance
+	// Warm tunes the task servers of a warm run (see WarmLimits).
+	Warm WarmLimits
 }
 
 // EventKind says what happened to a task.
@@ -117,8 +119,10 @@ type worker struct {
 	log    *slog.Logger
 	script string
 	shared string
-	ttl    time.Duration
-	cancel context.CancelCauseFunc
+	// servers run the attempts of a warm run; nil when it is cold.
+	servers *serverPool
+	ttl     time.Duration
+	cancel  context.CancelCauseFunc
 	// stopClaiming ends the claiming and the feeding of tasks to the
 	// slots; running tasks go on.
 	stopClaiming context.CancelFunc
@@ -212,6 +216,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err := w.prepare(ctx); err != nil {
 		return Summary{}, err
 	}
+	if err := w.startServers(); err != nil {
+		return Summary{}, err
+	}
+	defer w.stopServers()
 
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -57,6 +57,14 @@ type Manifest struct {
 	// bundles/<chunk>.pkl (see ReadBundle), so that a worker reads them
 	// with one request.
 	Bundles bool `json:"bundles,omitempty"`
+	// Warm runs tasks on warm workers: a task server per slot imports the
+	// script's modules once and forks a child per task. Every worker of
+	// the run does as its manifest says.
+	Warm bool `json:"warm,omitempty"`
+	// Preload is what a warm run's servers import: "" for the modules the
+	// script imports at its top level, "none", or module names separated
+	// by commas.
+	Preload string `json:"preload,omitempty"`
 	// OutDir is where the submitting machine collects results, a hint for
 	// `burst resume` and `burst results` there.
 	OutDir string `json:"out_dir,omitempty"`
