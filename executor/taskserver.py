@@ -10,7 +10,8 @@ modules the script imports at its top level, found by parsing it, never by
 running it), "none", or a comma-separated list of module names.
 
 Control protocol: frames of a 4-byte big-endian length and a JSON object,
-both ways. The worker sends {"op": "run", "script", "cwd", "env"} with the
+both ways. The worker sends {"op": "run", "script", "cwd", "setenv",
+"unsetenv"} (the task's environment as changes to the server's) with the
 task's stdin, stdout and stderr attached as SCM_RIGHTS, {"op": "ping"} and
 {"op": "exit"}; the server answers {"op": "ready"} once after importing,
 {"op": "started", "pid"} and {"op": "exited", "pid", "code" | "signal",
@@ -29,6 +30,7 @@ MAX_FRAME = 64 << 20
 SERVER_PID = os.getpid()
 
 import ast  # noqa: E402
+import base64  # noqa: E402
 import json  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
@@ -296,14 +298,11 @@ def child(conn, msg, fds, code):
         close_fds([fd for fd in fds if fd > 2])
         conn.sock.close()
         os.chdir(msg["cwd"])
-        env = msg.get("env")
-        if isinstance(env, list):
-            import base64
-
-            os.environb.clear()
-            for kv in env:
-                k, _, v = base64.b64decode(kv).partition(b"=")
-                os.environb[k] = v
+        for k in msg.get("unsetenv") or []:
+            os.environb.pop(base64.b64decode(k), None)
+        for kv in msg.get("setenv") or []:
+            k, _, v = base64.b64decode(kv).partition(b"=")
+            os.environb[k] = v
         reset_stdio()
         reseed()
         import atexit

@@ -92,7 +92,7 @@ type serverParams struct {
 	log     *slog.Logger
 }
 
-// PreloadSpec turns the manifest's preload field into the server's
+// preloadArg turns the manifest's preload field into the server's
 // argument: "" is auto.
 func preloadArg(p string) string {
 	if p == "" {
@@ -111,6 +111,9 @@ func ValidatePreload(p string) error {
 	for _, name := range strings.Split(p, ",") {
 		if name == "" {
 			return fmt.Errorf("--preload %q: an empty module name", p)
+		}
+		if name == "none" {
+			return fmt.Errorf("--preload %q: none stands alone", p)
 		}
 		for _, part := range strings.Split(name, ".") {
 			if !isIdentifier(part) {
@@ -363,7 +366,7 @@ func (s *taskServer) run(ctx context.Context, dir string, env []string, input []
 	}
 	inR, inW, outR, outW, errR, errW := pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5]
 	start := time.Now()
-	err := s.send(newRunRequest(s.p.script, dir, env), inR, outW, errW)
+	err := s.send(newRunRequest(s.p.script, dir, s.p.env, env), inR, outW, errW)
 	inR.Close()
 	outW.Close()
 	errW.Close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // The task server's control protocol (see taskserver.py): frames of a
@@ -52,16 +53,38 @@ type runRequest struct {
 	Op     string `json:"op"`
 	Script string `json:"script"`
 	Cwd    string `json:"cwd"`
-	// Env holds each KEY=VALUE, base64-encoded so that any bytes pass.
-	Env []string `json:"env"`
+	// Setenv and Unsetenv change the server's environment into the
+	// task's: each KEY=VALUE to set, each KEY to remove, base64-encoded so
+	// that any bytes pass. They are the difference between the task's
+	// environment and the one the server was started with, so that what a
+	// launcher (PythonSlicer) added to the server's stays, as it would in
+	// a task's own interpreter.
+	Setenv   []string `json:"setenv"`
+	Unsetenv []string `json:"unsetenv"`
 }
 
-func newRunRequest(script, cwd string, env []string) runRequest {
-	enc := make([]string, len(env))
-	for i, kv := range env {
-		enc[i] = base64.StdEncoding.EncodeToString([]byte(kv))
+func newRunRequest(script, cwd string, base, env []string) runRequest {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	had := map[string]string{}
+	for _, kv := range base {
+		k, v, _ := strings.Cut(kv, "=")
+		had[k] = v
 	}
-	return runRequest{Op: opRun, Script: script, Cwd: cwd, Env: enc}
+	r := runRequest{Op: opRun, Script: script, Cwd: cwd, Setenv: []string{}, Unsetenv: []string{}}
+	has := map[string]bool{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		has[k] = true
+		if old, ok := had[k]; !ok || old != v {
+			r.Setenv = append(r.Setenv, b64(kv))
+		}
+	}
+	for k := range had {
+		if !has[k] {
+			r.Unsetenv = append(r.Unsetenv, b64(k))
+		}
+	}
+	return r
 }
 
 // errFrameTooLarge is returned for a frame over the limit.
