@@ -202,7 +202,10 @@ class Server:
                 return
             op = msg.get("op")
             if op == "run":
-                self.run(msg, fds)  # returns only in the server
+                try:
+                    self.run(msg, fds)  # returns only in the server
+                except EOFError:
+                    return  # the worker went while the task ran
             else:
                 close_fds(fds)
                 if op == "ping":
@@ -286,10 +289,8 @@ class Server:
 
 def child(conn, msg, fds, code):
     """Becomes the task: its own process group, stdio, directory and
-    environment, then runs the script as __main__. Ends the process the way
-    the interpreter ends a script: by raising SystemExit out of the
-    server's frames, so that the interpreter's own exit runs (threads
-    joined, atexit handlers, buffers flushed, exit status)."""
+    environment; runs the script as __main__, and ends as the interpreter
+    ends a script (see finish)."""
     try:
         os.setpgid(0, 0)
         set_pdeathsig()
@@ -310,7 +311,6 @@ def child(conn, msg, fds, code):
         # Handlers registered by modules as the server imported them are
         # the server's: a task runs only those registered by itself.
         atexit._clear()
-        atexit.register(_exit_on_sigint)
         script = msg["script"]
     except BaseException:
         import traceback
@@ -319,24 +319,76 @@ def child(conn, msg, fds, code):
             os.write(2, ("burst task server: setting up the task: " + traceback.format_exc()).encode())
         finally:
             os._exit(70)
-    run_main(script, code)
-    raise SystemExit(0)
+    try:
+        main, status, sigint = run_main(script, code)
+        finish(main, status, sigint)
+    finally:
+        os._exit(70)  # only if finishing itself failed
 
 
-_sigint = False
+def exit_status(e):
+    """The exit status of a script ended by SystemExit e, printing its
+    message as the interpreter does."""
+    code = e.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF if -(1 << 63) <= code < (1 << 63) else 255
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except Exception:
+        pass
+    return 1
 
 
-def _exit_on_sigint():
-    # Registered first, so it runs last: as the interpreter does, a script
-    # ended by an uncaught KeyboardInterrupt ends by SIGINT.
-    if _sigint:
-        for s in (sys.stdout, sys.stderr):
-            try:
-                s.flush()
-            except Exception:
-                pass
+def flush_std():
+    """Flushes stdout and stderr; False when stdout could not be."""
+    ok = True
+    for s in (sys.stdout, sys.stderr):
+        if s is None:
+            continue
+        try:
+            s.flush()
+        except Exception as e:
+            if s is sys.stdout:
+                ok = False
+                try:
+                    sys.stderr.write("Exception ignored in: %r\n%s: %s\n" % (s, type(e).__name__, e))
+                except Exception:
+                    pass
+    return ok
+
+
+def finish(main, status, sigint):
+    """Ends the task as the interpreter ends a script, in its order: waits
+    for non-daemon threads, runs atexit handlers, flushes stdout (status
+    120 when that fails), releases the script's own objects (so their
+    files are flushed and closed and their __del__ methods run), and exits;
+    by SIGINT after an uncaught KeyboardInterrupt. The teardown of every
+    imported module, which costs a fresh interpreter most of its exit and
+    shows nothing, is skipped."""
+    import atexit
+    import gc
+
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:
+            pass
+    atexit._run_exitfuncs()
+    if not flush_std():
+        status = 120
+    try:
+        main.__dict__.clear()
+        gc.collect()
+    except BaseException:
+        pass
+    flush_std()
+    if sigint:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
+    os._exit(status)
 
 
 def reset_stdio():
@@ -384,8 +436,9 @@ def reseed():
 
 
 def run_main(path, code):
-    """Runs the script as __main__; an uncaught exception is reported as
-    the interpreter reports it, without the server's frames."""
+    """Runs the script as __main__; returns the module, the exit status
+    and whether a KeyboardInterrupt ended it. An uncaught exception is
+    reported as the interpreter reports it, without the server's frames."""
     import builtins
     import types
 
@@ -411,23 +464,24 @@ def run_main(path, code):
             except OSError as e:
                 prog = (getattr(sys, "orig_argv", None) or [sys.executable])[0]
                 sys.stderr.write("%s: can't open file %r: [Errno %d] %s\n" % (prog, path, e.errno, e.strerror))
-                raise SystemExit(2)
+                return main, 2, False
             code = compile(src, path, "exec", dont_inherit=True)
         exec(code, main.__dict__)
-    except SystemExit:
-        raise
+        return main, 0, False
+    except SystemExit as e:
+        return main, exit_status(e), False
     except BaseException as e:
-        global _sigint
         tb = e.__traceback__
         # Drop this function's frame (and compile's): what is left starts in
         # the script, as in a fresh interpreter.
         while tb is not None and tb.tb_frame.f_code is run_main.__code__:
             tb = tb.tb_next
         e.__traceback__ = tb
-        sys.excepthook(type(e), e, tb)
-        if isinstance(e, KeyboardInterrupt):
-            _sigint = True
-        raise SystemExit(1)
+        try:
+            sys.excepthook(type(e), e, tb)
+        except BaseException:
+            pass
+        return main, 1, isinstance(e, KeyboardInterrupt)
 
 
 def compile_script(path):
@@ -457,6 +511,13 @@ def main():
     sys.argv = [script]
     loaded, failed = preload(script, spec)
     code = compile_script(script)
+    import gc
+
+    # What the server holds now is never freed: keep the collector of every
+    # child off it, or its passes would copy every page they touch.
+    if hasattr(gc, "freeze"):
+        gc.collect()
+        gc.freeze()
     srv = Server(conn, script)
     srv.code = code
     conn.send({"op": "ready", "pid": os.getpid(), "preloaded": loaded, "failed": failed, "threads": thread_count()})
