@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio moto check-config test test-python lint bench bench-s3 clean
+.PHONY: demo demo-volume build python minio moto check-config test test-python lint bench bench-warm bench-s3 clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -63,6 +63,10 @@ test-python: build python minio
 
 bench: build python
 	bench/local.sh
+
+# Warm workers against fresh interpreters on the mesh-offsets example.
+bench-warm: build python
+	bench/warm.sh
 
 bench-s3: minio
 	BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test ./bench -run '^$$' -bench S3 -benchtime 1x -timeout 30m

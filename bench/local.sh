@@ -11,13 +11,8 @@ rounds="${1:-5}"
 tasks="${BENCH_TASKS:-200}"
 py="${BENCH_PYTHON:-$root/.venv/bin/python}"
 [ -x "$py" ] || py="$(command -v python3)"
-if ! command -v parallel >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get install -y -qq parallel >/dev/null 2>&1) || (apt-get update -qq && apt-get install -y -qq parallel >/dev/null)
-  else
-    echo "bench: GNU parallel is needed: apt-get install parallel" >&2; exit 2
-  fi
-fi
+. "$root/bench/lib.sh"
+need_parallel
 go build -o "$root/bin/burst" "$root/cmd/burst"
 burst="$root/bin/burst"
 
@@ -40,7 +35,6 @@ for i in range(int(sys.argv[2])):
         pickle.dump({"i": i}, f)
 PY
 
-now() { date +%s.%N; }
 run_burst() {
   rm -rf "$work/store" "$work/out-burst"
   "$burst" submit "$work/job.py" --local --inputs "$work/inputs" --workers 2 --python "$py" \
@@ -66,7 +60,6 @@ done
 [ "$(ls "$work/out-burst/outputs" | wc -l)" = "$tasks" ] || { echo "bench: burst did not produce $tasks outputs" >&2; exit 1; }
 [ "$(ls "$work/out-par" | wc -l)" = "$tasks" ] || { echo "bench: parallel did not produce $tasks outputs" >&2; exit 1; }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 mb=$(echo "${times[burst]}" | median)
 mp=$(echo "${times[parallel]}" | median)
 mx=$(echo "${times[xargs]}" | median)
