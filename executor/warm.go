@@ -253,7 +253,6 @@ func startServer(ctx context.Context, p serverParams) (*taskServer, error) {
 		s.readyKB, _ = statusKB(s.pid, "VmRSS:")
 		return s, nil
 	case <-s.dead:
-		<-s.exited
 		s.kill()
 		return nil, fmt.Errorf("task server ended before it was ready (%v): %s", s.cmd.ProcessState, lastLine([]byte(s.out.String())))
 	case <-timer.C:

@@ -484,11 +484,43 @@ b = a @ a.T @ a  # BLAS, on its threads
 pickle.dump({"b": b, "inv": np.linalg.inv(b + 600 * np.eye(600))}, sys.stdout.buffer)
 `
 
+// poolsModule starts SimpleITK's and BLAS's threads as it is imported, so
+// that a warm server has them running before it forks.
+const poolsModule = `
+import numpy as np
+import SimpleITK as sitk
+_img = sitk.GetImageFromArray(np.ones((24, 24, 24), np.float32))
+sitk.Median(sitk.SmoothingRecursiveGaussian(_img, 1.0), [1, 1, 1])
+_x = np.ones((300, 300)) @ np.ones((300, 300))
+`
+
+const poolsScript = `
+import pickle, sys
+import numpy as np
+import SimpleITK as sitk
+import burst_pools
+p = pickle.load(sys.stdin.buffer)
+a = np.random.default_rng(p["seed"]).normal(size=(40, 40, 40)).astype(np.float32)
+img = sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(a), 2.0)
+m = sitk.GetArrayFromImage(sitk.Median(img, [2, 2, 2]))
+pickle.dump({"median": m, "blas": m.reshape(40, -1) @ m.reshape(40, -1).T}, sys.stdout.buffer)
+`
+
 // TestExamplesWarmEqualCold: both examples (vtk with numpy; SimpleITK
-// filtering with its thread pool) and a numpy BLAS job give bit-identical
-// outputs warm and cold.
+// filtering with its thread pool), a numpy BLAS job, and SimpleITK and
+// BLAS work in a server whose thread pools were started before it forked,
+// give bit-identical outputs warm and cold.
 func TestExamplesWarmEqualCold(t *testing.T) {
 	root, python := testpy.ModuleRoot(t), testpy.Python(t)
+	lib := t.TempDir()
+	if err := os.WriteFile(filepath.Join(lib, "burst_pools.py"), []byte(poolsModule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYTHONPATH", lib)
+	pools := filepath.Join(t.TempDir(), "pools.py")
+	if err := os.WriteFile(pools, []byte(poolsScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	vol := filepath.Join(t.TempDir(), "volume.nrrd")
 	if out, err := exec.Command(python, filepath.Join(root, "examples/volume-filter/make-volume.py"), vol).CombinedOutput(); err != nil {
 		t.Fatalf("make-volume: %v\n%s", err, out)
@@ -505,6 +537,7 @@ func TestExamplesWarmEqualCold(t *testing.T) {
 		{"mesh-offsets", "examples/mesh-offsets/offset.py", "repeat: 6\nconstants: {radius: 10.0, resolution: 24, scale: 0.5}\n", 6, nil},
 		{"volume-filter", "examples/volume-filter/filter.py", "", 10, []string{vol}},
 		{"blas", blas, "repeat: 4\n", 4, nil},
+		{"pools-before-fork", pools, "repeat: 4\n", 4, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -542,7 +575,8 @@ func TestExamplesWarmEqualCold(t *testing.T) {
 				}
 				run, err := staging.Stage(context.Background(), store, staging.StageRequest{
 					ScriptPath: script, Inputs: inputs, SharedPaths: c.shared,
-					Manifest: staging.Manifest{Warm: warm, LeaseTTL: staging.Duration(time.Minute), Slots: 2},
+					// A deadlock after fork shows as a timeout, not a hung test.
+					Manifest: staging.Manifest{Warm: warm, LeaseTTL: staging.Duration(time.Minute), Slots: 2, Timeout: staging.Duration(2 * time.Minute)},
 				})
 				if err != nil {
 					t.Fatal(err)

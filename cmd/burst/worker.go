@@ -41,7 +41,9 @@ func newWorkerCmd(g *globalOptions) *cobra.Command {
 		Use:   "worker RUN",
 		Short: "Join a run as a worker until nothing is left to do",
 		Long: `Work on a run's tasks alongside any other workers: claim chunks of tasks,
-run them (one interpreter per slot), write their results, and exit when
+run them (one interpreter per slot: in a warm run, as the run was submitted
+with, a task server per slot that imports the script's modules once and
+forks each task), write their results, and exit when
 nothing is left to claim (every task is finished, or the rest is held by
 live workers) or the run is cancelled. A worker that dies is replaced
 without loss: its leases lapse and other workers take its chunks over.
