@@ -25,7 +25,10 @@ func procAttr() *syscall.SysProcAttr {
 // reads the worker's own peak before the start, and samples the child's
 // own high-water mark (VmHWM) while it runs: a ru_maxrss above the
 // worker's peak is the child's own; one at or below it is the worker's,
-// and the samples tell the child's.
+// and the samples tell the child's. Before each start the worker resets
+// its own peak to its current size (clear_refs), so that what exec folds
+// in is what the worker holds then, not the most it ever held, and the
+// kernel's exact figure serves for every interpreter larger than that.
 type rssProbe struct {
 	parentKB int64
 	sampled  atomic.Int64
@@ -37,6 +40,8 @@ type rssProbe struct {
 const rssSampleEvery = 50 * time.Millisecond
 
 func newRSSProbe() *rssProbe {
+	// "5" resets the peak resident size to the current one (Linux 4.0).
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	kb, _ := readStatusKB("/proc/self/status", "VmHWM:")
 	return &rssProbe{parentKB: kb, stop: make(chan struct{}), done: make(chan struct{})}
 }
