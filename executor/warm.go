@@ -215,7 +215,6 @@ func startServer(ctx context.Context, p serverParams) (*taskServer, error) {
 	}
 	local := os.NewFile(uintptr(fds[0]), "taskserver-control")
 	remote := os.NewFile(uintptr(fds[1]), "taskserver-control")
-	defer remote.Close()
 	c, err := net.FileConn(local)
 	local.Close()
 	if err != nil {
@@ -233,7 +232,10 @@ func startServer(ctx context.Context, p serverParams) (*taskServer, error) {
 	cmd.ExtraFiles = []*os.File{remote} // fd 3
 	cmd.SysProcAttr = procAttr()
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	// The server's end is the server's alone: its death must read as EOF.
+	remote.Close()
+	if err != nil {
 		s.conn.Close()
 		return nil, &errInterpreter{err}
 	}
@@ -252,9 +254,10 @@ func startServer(ctx context.Context, p serverParams) (*taskServer, error) {
 		p.log.Debug("task server ready", "pid", s.pid, "preloaded", m.Preloaded, "failed", m.Failed, "threads", m.Threads)
 		s.readyKB, _ = statusKB(s.pid, "VmRSS:")
 		return s, nil
+	case <-s.exited:
+		return nil, s.endedEarly()
 	case <-s.dead:
-		s.kill()
-		return nil, fmt.Errorf("task server ended before it was ready (%v): %s", s.cmd.ProcessState, lastLine([]byte(s.out.String())))
+		return nil, s.endedEarly()
 	case <-timer.C:
 		s.kill()
 		return nil, fmt.Errorf("task server not ready after %s", p.limits.Start)
@@ -262,6 +265,13 @@ func startServer(ctx context.Context, p serverParams) (*taskServer, error) {
 		s.kill()
 		return nil, ctx.Err()
 	}
+}
+
+// endedEarly kills what is left of a server that went before it was
+// ready, and says why.
+func (s *taskServer) endedEarly() error {
+	s.kill()
+	return fmt.Errorf("task server ended before it was ready (%v): %s", s.cmd.ProcessState, lastLine([]byte(s.out.String())))
 }
 
 // read turns frames into messages until the connection ends.
@@ -460,6 +470,8 @@ func (s *taskServer) run(ctx context.Context, dir string, env []string, input []
 			}
 		case <-s.dead:
 			return lost(fmt.Sprintf("its connection ended (%v)", s.err))
+		case <-s.exited:
+			return lost("it exited")
 		case <-done:
 			// Timeout or cancel: the task's group goes, the server stays.
 			done = nil

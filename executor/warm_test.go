@@ -637,3 +637,37 @@ pickle.dump({"home": os.environ.get("SLICER_STANDIN_HOME"), "parent": parent[1] 
 		}
 	}
 }
+
+// TestWarmServerThatCannotStart: a server that dies while importing (here
+// a module that exits when imported outside a task) leaves its slot
+// running tasks in fresh processes, and they succeed; a missing
+// interpreter stops a warm worker as it stops a cold one, recording
+// nothing.
+func TestWarmServerThatCannotStart(t *testing.T) {
+	lib := t.TempDir()
+	crash := "import os\nif 'BURST_TASK_ID' not in os.environ:\n    os._exit(3)\n"
+	if err := os.WriteFile(filepath.Join(lib, "burst_crash.py"), []byte(crash), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PYTHONPATH", lib)
+	script := "import os, pickle, sys\nimport burst_crash\npickle.load(sys.stdin.buffer)\npickle.dump({'ppid': os.getppid()}, sys.stdout.buffer)\n"
+	f := runMode(t, script, 3, staging.Manifest{}, true, 1)
+	for _, id := range f.man.Tasks {
+		if st := f.status(t, id); st.Status != staging.StatusOK {
+			t.Errorf("task %s: %s", id, st.Error)
+		}
+		if p, _ := f.output(t, id).Get("ppid"); p != int64(os.Getpid()) {
+			t.Errorf("task %s ran under %v, want a fresh process of the worker %d", id, p, os.Getpid())
+		}
+	}
+
+	g := stage(t, script, 2, staging.Manifest{Warm: true})
+	cfg := g.config(t, 1)
+	cfg.Python = filepath.Join(g.dir, "no-such-python")
+	if _, err := executor.Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "starting the interpreter") {
+		t.Fatalf("warm Run with a missing interpreter: %v", err)
+	}
+	if p, err := g.run.ReadProgress(context.Background(), g.man); err != nil || p.Done() != 0 {
+		t.Errorf("after a missing interpreter: %+v, %v; want nothing recorded", p, err)
+	}
+}
