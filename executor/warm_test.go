@@ -157,6 +157,7 @@ func TestWarmSemanticsMatchFreshProcess(t *testing.T) {
 const isolationScript = `
 import os, pickle, random, sys
 import numpy as np
+import numpy.random  # imported by the server: its global generator too
 import burst_helper
 
 def main():
