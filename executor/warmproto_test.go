@@ -5,7 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/slicerburst/burst/internal/testpy"
 )
 
 func frameOf(s string) []byte {
@@ -118,5 +124,53 @@ func TestPreloadValues(t *testing.T) {
 		if err := ValidatePreload(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestTopLevelImports: the server finds the modules a script imports at
+// its top level (in top-level if, try and with blocks too, not in
+// functions or classes, not relative ones) by parsing it, without running
+// it.
+func TestTopLevelImports(t *testing.T) {
+	python := testpy.Python(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "taskserver.py"), taskServerPy, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import os, numpy as np
+from vtk.util.numpy_support import vtk_to_numpy
+from . import sibling
+from json import *
+open(os.path.join(os.path.dirname(__file__), "ran"), "w").close()
+try:
+    import SimpleITK
+except ImportError:
+    import itk
+if __name__ == "__main__":
+    import wave
+with open(__file__) as f:
+    import csv
+def f():
+    import inside_function
+class C:
+    import inside_class
+`
+	path := filepath.Join(dir, "job.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-c", "import sys, taskserver; print(','.join(taskserver.top_level_imports(sys.argv[1])))", path)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := "os,numpy,vtk.util.numpy_support,vtk.util.numpy_support.vtk_to_numpy,json,SimpleITK,itk,wave,csv"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("top-level imports:\n got %s\nwant %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("finding the imports ran the script")
 	}
 }
