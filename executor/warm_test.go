@@ -672,3 +672,34 @@ func TestWarmServerThatCannotStart(t *testing.T) {
 		t.Errorf("after a missing interpreter: %+v, %v; want nothing recorded", p, err)
 	}
 }
+
+// TestWarmKilledWorkerTakesItsServerAndTask: a warm worker killed with
+// SIGKILL leaves neither its task server nor the server's running task
+// behind.
+func TestWarmKilledWorkerTakesItsServerAndTask(t *testing.T) {
+	script := `
+import os, pickle, sys, time
+pickle.load(sys.stdin.buffer)
+with open(os.path.join(os.environ["BURST_TEST_DIR"], "pids.tmp"), "w") as f:
+    f.write("%d %d" % (os.getpid(), os.getppid()))
+os.rename(os.path.join(os.environ["BURST_TEST_DIR"], "pids.tmp"), os.path.join(os.environ["BURST_TEST_DIR"], "pids"))
+time.sleep(300)
+`
+	f := stage(t, script, 1, staging.Manifest{Warm: true})
+	w := startWorker(t, f.store, f.run, f.python, 1)
+	waitFile(t, filepath.Join(f.dir, "pids"))
+	data, _ := os.ReadFile(filepath.Join(f.dir, "pids"))
+	var task, server int
+	if _, err := fmt.Sscan(string(data), &task, &server); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	w.Wait()
+	for deadline := time.Now().Add(20 * time.Second); alive(task) || alive(server); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("20s after the worker was killed: task %d alive %v, server %d alive %v", task, alive(task), server, alive(server))
+		}
+	}
+}
