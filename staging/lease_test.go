@@ -14,12 +14,7 @@ import (
 
 func newRun(t *testing.T) *staging.Run {
 	t.Helper()
-	s, err := staging.OpenFS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	r, err := staging.OpenRun(s, "r1")
+	r, err := staging.OpenRun(newFS(t), "r1")
 	if err != nil {
 		t.Fatal(err)
 	}
