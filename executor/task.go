@@ -230,6 +230,7 @@ func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging
 	}
 	st.Task = id
 	st.Worker = w.cfg.ID
+	st.Host = w.cfg.Host
 	st.DurationS = round3(a.duration)
 	st.MaxRSSKB = a.maxRSSKB
 	st.StderrTail = tail(a.stderr, stderrTail)

@@ -41,6 +41,9 @@ type Config struct {
 	CacheDir string
 	// ID names the worker in leases and heartbeats; generated when empty.
 	ID string
+	// Host names the machine in heartbeats and task statuses; the
+	// hostname when empty.
+	Host string
 	// Heartbeat is how often the worker writes its heartbeat and checks
 	// for a cancel flag (default 5s).
 	Heartbeat time.Duration
@@ -174,6 +177,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	if cfg.ID == "" {
 		cfg.ID = NewWorkerID()
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 5 * time.Second
@@ -534,13 +540,12 @@ func (w *worker) cancelRequested(ctx context.Context) (bool, error) {
 }
 
 func (w *worker) writeHeartbeat(ctx context.Context, state string) {
-	host, _ := os.Hostname()
 	w.mu.Lock()
 	if state == "running" && w.draining {
 		state = "draining"
 	}
 	hb := staging.Heartbeat{
-		Worker: w.cfg.ID, Host: host, PID: os.Getpid(), Slots: w.cfg.Slots,
+		Worker: w.cfg.ID, Host: w.cfg.Host, PID: os.Getpid(), Slots: w.cfg.Slots,
 		OK: w.summary.OK, Failed: w.summary.Failed, State: state,
 		Started: w.started, LastSeen: time.Now().UTC(), Running: []string{},
 		HeartbeatS: w.cfg.Heartbeat.Seconds(),

@@ -24,6 +24,8 @@ type ResultLine struct {
 	Attempts  int             `json:"attempts"`
 	DurationS float64         `json:"duration_s"`
 	MaxRSSKB  int64           `json:"max_rss_kb"`
+	// Host is the machine that ran the task.
+	Host string `json:"host,omitempty"`
 }
 
 // Collector copies a run's finished tasks from the store into a local
@@ -137,7 +139,7 @@ func (c *Collector) Collect(ctx context.Context, task string, st *Status) error 
 	}
 	line := ResultLine{
 		Task: task, Status: st.Status, Error: st.Error, Attempts: st.Attempts,
-		DurationS: st.DurationS, MaxRSSKB: st.MaxRSSKB,
+		DurationS: st.DurationS, MaxRSSKB: st.MaxRSSKB, Host: st.Host,
 		Params: decodeJSON(input), Output: json.RawMessage("null"),
 	}
 	if st.Status == StatusOK {

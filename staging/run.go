@@ -256,14 +256,17 @@ func (r *Run) Manifest(ctx context.Context) (*Manifest, error) {
 // It is written once, after the result (when there is one), so a task
 // with a status is finished.
 type Status struct {
-	Task       string    `json:"task"`
-	Status     string    `json:"status"` // StatusOK or StatusFailed
-	Error      string    `json:"error,omitempty"`
-	ExitCode   *int      `json:"exit_code,omitempty"`
-	Attempts   int       `json:"attempts"`
-	DurationS  float64   `json:"duration_s"`
-	MaxRSSKB   int64     `json:"max_rss_kb"`
-	Worker     string    `json:"worker"`
+	Task      string  `json:"task"`
+	Status    string  `json:"status"` // StatusOK or StatusFailed
+	Error     string  `json:"error,omitempty"`
+	ExitCode  *int    `json:"exit_code,omitempty"`
+	Attempts  int     `json:"attempts"`
+	DurationS float64 `json:"duration_s"`
+	MaxRSSKB  int64   `json:"max_rss_kb"`
+	Worker    string  `json:"worker"`
+	// Host is the machine that ran the task (an ssh host as given to
+	// --ssh, else the hostname).
+	Host       string    `json:"host,omitempty"`
 	Finished   time.Time `json:"finished"`
 	StderrTail string    `json:"stderr_tail,omitempty"`
 	// LogAttempts lists the attempts whose full stderr is stored under

@@ -22,10 +22,14 @@ type localRun struct {
 	g       *globalOptions
 	run     *staging.Run
 	man     *staging.Manifest
-	workers int
+	workers int // 0: none here
 	python  string
 	out     string
 	json    bool
+	// hosts run workers over ssh too, with the interpreter sshPython
+	// (found on each host when empty).
+	hosts     []provision.SSHHost
+	sshPython string
 }
 
 // runSummary is the final report, printed as JSON with --json.
@@ -84,27 +88,50 @@ func (l *localRun) execute(ctx context.Context) error {
 		}
 	}()
 
-	local := provision.Local{
-		Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second, Wait: true,
-		Logger: slog.Default(),
-		OnEvent: func(e executor.Event) {
-			mu.Lock()
-			switch e.Kind {
-			case executor.TaskStarted:
-				c.Running++
-			case executor.TaskFinished:
-				c.Running--
-				if e.Status.Status == staging.StatusOK {
-					c.OK++
-				} else {
-					c.Failed++
-				}
+	hosts := newHostCounts()
+	onEvent := func(host string, e executor.Event) {
+		mu.Lock()
+		switch e.Kind {
+		case executor.TaskStarted:
+			hosts.started(host)
+		case executor.TaskFinished:
+			hosts.finished(host)
+			if e.Status.Status == staging.StatusOK {
+				c.OK++
+			} else {
+				c.Failed++
 			}
-			mu.Unlock()
-			if e.Kind == executor.TaskFinished {
-				finished <- e.Status
-			}
+		}
+		mu.Unlock()
+		if e.Kind == executor.TaskFinished {
+			finished <- e.Status
+		}
+	}
+	pool := provision.Pool{
+		Hosts: l.hosts, OnEvent: onEvent,
+		SSH: provision.SSH{
+			Python: l.sshPython, Heartbeat: 2 * time.Second, Logger: slog.Default(), Verbose: l.g.verbose,
+			OnState: func(st provision.HostState) {
+				mu.Lock()
+				hosts.state(st)
+				mu.Unlock()
+			},
 		},
+		OnHostError: func(err error) {
+			mu.Lock()
+			view.Note(fmt.Sprintf("burst: %v; going on with the other workers", err))
+			mu.Unlock()
+		},
+	}
+	if l.workers > 0 {
+		host := provision.LocalHost()
+		mu.Lock()
+		hosts.state(provision.HostState{Host: host, State: provision.HostRunning, Slots: l.workers})
+		mu.Unlock()
+		pool.Local = &provision.Local{
+			Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second, Wait: true,
+			Logger: slog.Default(),
+		}
 	}
 	var (
 		runErr error
@@ -113,7 +140,7 @@ func (l *localRun) execute(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, runErr = local.Run(ctx, l.run)
+		runErr = pool.Run(ctx, l.run)
 	}()
 	tick := 200 * time.Millisecond
 	if !io.OutTTY {
@@ -127,8 +154,12 @@ loop:
 	for {
 		mu.Lock()
 		snap := c
-		mu.Unlock()
+		snap.Running = hosts.running()
+		if len(l.hosts) > 0 {
+			snap.Hosts = hosts.summary()
+		}
 		view.Update(snap)
+		mu.Unlock()
 		select {
 		case <-workerDone:
 			break loop

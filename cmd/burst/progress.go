@@ -16,6 +16,8 @@ type counts struct {
 	Cloud     bool
 	Instances int
 	Spent     float64
+	// Hosts, when set, says where the workers are: "here 2, lab1 4".
+	Hosts string
 }
 
 func (c counts) done() int   { return c.OK + c.Failed }
@@ -63,7 +65,81 @@ func (p *progressView) line(c counts, now time.Time) string {
 	if c.Cloud {
 		text += fmt.Sprintf(" · %s · %s", countOf(c.Instances, "instance"), provision.FormatDollars(c.Spent))
 	}
+	if c.Hosts != "" {
+		text += " · workers: " + c.Hosts
+	}
 	return text
+}
+
+// Note prints a line of its own, above the bar on a terminal.
+func (p *progressView) Note(line string) {
+	if p.tty && p.drawn {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.drawn = false
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// hostCounts follows the workers of each host of a run: their slots, state
+// and running tasks, in the order the hosts appeared.
+type hostCounts struct {
+	order []string
+	hosts map[string]*hostCount
+}
+
+type hostCount struct {
+	slots, running int
+	state          string
+}
+
+func newHostCounts() *hostCounts { return &hostCounts{hosts: map[string]*hostCount{}} }
+
+func (h *hostCounts) get(host string) *hostCount {
+	c := h.hosts[host]
+	if c == nil {
+		c = &hostCount{state: provision.HostStarting}
+		h.hosts[host] = c
+		h.order = append(h.order, host)
+	}
+	return c
+}
+
+func (h *hostCounts) started(host string)  { h.get(host).running++ }
+func (h *hostCounts) finished(host string) { c := h.get(host); c.running = max(0, c.running-1) }
+
+// state records a host's new state; a host that stops has nothing running.
+func (h *hostCounts) state(st provision.HostState) {
+	c := h.get(st.Host)
+	c.state = st.State
+	if st.Slots > 0 {
+		c.slots = st.Slots
+	}
+	if st.State != provision.HostRunning && st.State != provision.HostStarting {
+		c.running = 0
+	}
+}
+
+func (h *hostCounts) running() int {
+	n := 0
+	for _, c := range h.hosts {
+		n += c.running
+	}
+	return n
+}
+
+// summary is "host slots" for working hosts, "host state" for the others.
+func (h *hostCounts) summary() string {
+	parts := make([]string, 0, len(h.order))
+	for _, name := range h.order {
+		c := h.hosts[name]
+		switch c.state {
+		case provision.HostRunning:
+			parts = append(parts, fmt.Sprintf("%s %d", name, c.slots))
+		default:
+			parts = append(parts, name+" "+c.state)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Update shows c: redrawn at once on a terminal, else printed when the

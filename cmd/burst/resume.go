@@ -18,6 +18,7 @@ type resumeOptions struct {
 	python  string
 	out     string
 	json    bool
+	ssh     sshOptions
 }
 
 func newResumeCmd(g *globalOptions) *cobra.Command {
@@ -35,7 +36,8 @@ are collected into the run's results directory, or --out.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once")
+	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once here (0: none here, with --ssh)")
+	o.ssh.addFlags(f)
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default: the one the run was submitted with)")
 	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default: where submit collected them)")
 	f.BoolVar(&o.json, "json", false, "print the final summary as JSON on stdout")
@@ -43,8 +45,11 @@ are collected into the run's results directory, or --out.`,
 }
 
 func runResume(ctx context.Context, o *resumeOptions) error {
-	if o.workers < 1 {
-		return usageErrorf("--workers must be at least 1, got %d", o.workers)
+	if err := o.ssh.parse(); err != nil {
+		return err
+	}
+	if o.workers < 0 || o.workers == 0 && len(o.ssh.hosts) == 0 {
+		return usageErrorf("--workers must be at least 1 (or 0 with --ssh), got %d", o.workers)
 	}
 	run, man, err := o.g.openRun(ctx, o.run)
 	if err != nil {
@@ -84,7 +89,7 @@ func runResume(ctx context.Context, o *resumeOptions) error {
 		}
 		fmt.Fprintf(human, "run %s was cancelled; resuming it\n", run.ID)
 	}
-	fmt.Fprintf(human, "run %s: %d of %d tasks finished, %d to go, %d workers\n", run.ID, prog.Done(), prog.Total, prog.Total-prog.Done(), o.workers)
-	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json}
+	fmt.Fprintf(human, "run %s: %d of %d tasks finished, %d to go, %s\n", run.ID, prog.Done(), prog.Total, prog.Total-prog.Done(), workersLine(o.workers, o.ssh.specs))
+	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python}
 	return lr.execute(ctx)
 }

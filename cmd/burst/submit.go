@@ -39,6 +39,7 @@ type submitOptions struct {
 	leaseTTL time.Duration
 	warm     bool
 	preload  string
+	ssh      sshOptions
 
 	// Cloud runs.
 	cloud string
@@ -65,6 +66,19 @@ Inputs come from a sweep spec (YAML):
   repeat: N                         each combination N times, with seed 0..N-1
 Sections combine as a product. Task ids are 0000, 0001, ... in that order.
 Or from --inputs DIR: every DIR/*.pkl is one task, named by its file name.
+
+With --ssh HOST (repeatable) workers run on other machines too, over the
+system's ssh (your ~/.ssh/config, agent, ProxyJump and ControlMaster apply;
+host keys are checked as ssh checks them; BURST_SSH, for example "ssh -F
+FILE", replaces the ssh command). A host needs only Python: burst copies
+itself into the remote user's cache once (when the OS and architecture
+match this machine's; else it uses a burst on the remote PATH) and serves
+the run store to it over the ssh session, so the host needs no access to
+the store. --python applies there too; without it each host finds
+PythonSlicer, else python3, on its PATH. A host that cannot be reached gets
+one line and the run goes on with the others; one whose session drops
+loses no task: its chunks go to the other workers once their leases lapse.
+--workers 0 runs no workers here.
 
 The run store is a directory, or s3://BUCKET/PREFIX with the standard AWS
 configuration (--profile, AWS_REGION, AWS_ENDPOINT_URL_S3 for S3-compatible
@@ -100,6 +114,7 @@ carries on).`,
 		Example: `  burst submit offset.py --sweep sweep.yaml
   burst submit filter.py --sweep radii.yaml --shared volume.nrrd --timeout 10m
   burst submit segment.py --inputs cases/ --workers 4 --out results/
+  burst submit offset.py --sweep sweep.yaml --workers 0 --ssh lab1 --ssh alice@lab2:2222/8
   burst submit offset.py --sweep sweep.yaml --cloud aws --task-time 40s --budget 5 --deadline 2h`,
 		Args: exactArgs("SCRIPT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,7 +126,7 @@ carries on).`,
 	f.StringVar(&o.sweep, "sweep", "", "sweep spec `FILE` (YAML) to expand into tasks")
 	f.StringVar(&o.inputs, "inputs", "", "`DIR` of *.pkl inputs, one task each")
 	f.BoolVar(&o.local, "local", false, "run on this machine (the default)")
-	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once")
+	f.IntVarP(&o.workers, "workers", "w", provision.Cores(), "tasks to run at once here (0: none here, with --ssh)")
 	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default ./burst-results/RUN)")
 	f.DurationVar(&o.timeout, "timeout", 0, "limit on one attempt of a task, e.g. 90s or 10m (default none)")
 	f.IntVar(&o.retries, "retries", 2, "retries of a failed attempt before the task fails")
@@ -121,6 +136,7 @@ carries on).`,
 	f.BoolVar(&o.detach, "detach", false, "stage the run and exit without running it: burst worker RUN runs it, from any machine that reaches the store")
 	f.BoolVar(&o.warm, "warm", true, "import the script's modules once per worker slot and fork each task from there; --warm=false starts a fresh interpreter per task")
 	f.StringVar(&o.preload, "preload", "", "modules a warm worker imports before forking, `MOD,...` or none (default: the script's top-level imports)")
+	o.ssh.addFlags(f)
 	f.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "how long a worker's claim on a chunk of tasks outlives its last renewal")
 	_ = f.MarkHidden("lease-ttl")
 	f.StringVar(&o.cloud, "cloud", "", "run on a fleet in `CLOUD` instead of here: aws (sized by the plan flags; see burst plan)")
@@ -138,8 +154,14 @@ func (o *submitOptions) validate() error {
 	if (o.sweep == "") == (o.inputs == "") {
 		return usageErrorf("give exactly one of --sweep FILE or --inputs DIR")
 	}
-	if o.workers < 1 {
-		return usageErrorf("--workers must be at least 1, got %d", o.workers)
+	if err := o.ssh.parse(); err != nil {
+		return err
+	}
+	if o.workers < 0 || o.workers == 0 && len(o.ssh.hosts) == 0 {
+		return usageErrorf("--workers must be at least 1 (or 0 with --ssh), got %d", o.workers)
+	}
+	if o.cloud != "" && len(o.ssh.hosts) > 0 {
+		return usageErrorf("--ssh and --cloud do not mix: the cloud run has workers of its own")
 	}
 	if o.retries < 0 {
 		return usageErrorf("--retries must be 0 or more, got %d", o.retries)
@@ -264,9 +286,9 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 			}
 		}
 	}
-	python, err := executor.ResolvePython(o.python)
+	python, err := o.resolvePython()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	inputs, source, err := o.loadInputs()
 	if err != nil {
@@ -284,7 +306,7 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 	if o.json {
 		human = o.g.io.Err
 	}
-	run, man, out, err := o.stage(ctx, store, inputs, source, python, o.workers)
+	run, man, out, err := o.stage(ctx, store, inputs, source, python, o.workers+o.ssh.slots())
 	if err != nil {
 		return err
 	}
@@ -296,8 +318,8 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(human, "run %s: %d tasks from %s, %d workers, %s\n", run.ID, len(man.Tasks), source, o.workers, python)
-	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json}
+	fmt.Fprintf(human, "run %s: %d tasks from %s, %s, %s\n", run.ID, len(man.Tasks), source, workersLine(o.workers, o.ssh.specs), python)
+	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python}
 	return lr.execute(ctx)
 }
 
@@ -344,4 +366,33 @@ func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs [
 	}
 	sealRun(ctx, run)
 	return run, man, out, nil
+}
+
+// resolvePython finds the interpreter here. With no workers here, an
+// interpreter missing here is no error: the hosts find their own.
+func (o *submitOptions) resolvePython() (string, error) {
+	python, err := executor.ResolvePython(o.python)
+	if err != nil && o.workers == 0 && len(o.ssh.hosts) > 0 {
+		if o.python != "" {
+			return o.python, nil
+		}
+		return "python3", nil
+	}
+	if err != nil {
+		return "", usageError{err}
+	}
+	return python, nil
+}
+
+// workersLine says where a run's workers are: "4 workers", "2 workers
+// here and ssh lab1, lab2/8".
+func workersLine(here int, hosts []string) string {
+	if len(hosts) == 0 {
+		return fmt.Sprintf("%d workers", here)
+	}
+	s := "ssh " + strings.Join(hosts, ", ")
+	if here > 0 {
+		s = fmt.Sprintf("%d workers here and %s", here, s)
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,6 +34,13 @@ type workerOptions struct {
 	// identityWait bounds the retries of the first instance metadata
 	// read.
 	identityWait time.Duration
+	// stdio: the run store is served on stdin and stdout by the burst
+	// that started this worker over ssh, which names this host hostName.
+	stdio    bool
+	hostName string
+	ssh      sshOptions
+	// slotsSet says --workers was given.
+	slotsSet bool
 }
 
 func newWorkerCmd(g *globalOptions) *cobra.Command {
@@ -52,6 +60,12 @@ RUN is a run id in --store, or a run location as burst prints it:
 STORE/runs/ID, for example s3://my-bucket/burst/runs/offset-20261126-0930-1a2b.
 This is what each cloud VM runs; on any machine with access to the store it
 adds workers to a run. Results are not collected here: use burst results.
+
+With --ssh HOST (repeatable, [USER@]HOST[:PORT][/N]) this burst starts
+workers on those machines instead, as burst submit --ssh does: it copies
+itself there if needed and serves the run store to them over the ssh
+session, until they exit. Workers run here too only when --workers is
+given.
 
 --ec2 is for a worker on an EC2 instance (the instances burst launches run
 it from their boot script). The worker reads the instance metadata service
@@ -77,10 +91,12 @@ version among them), 3 when a spot notice stopped the worker.`,
 		Example: `  burst submit job.py --sweep sweep.yaml --store s3://my-bucket/burst --detach
   burst worker s3://my-bucket/burst/runs/job-20261126-093012-1a2b --workers 8
   burst worker --ec2 s3://my-bucket/burst/runs/job-20261126-093012-1a2b
+  burst worker job-20261126-093012-1a2b --ssh lab1 --ssh lab2/16
 `,
 		Args: exactArgs("RUN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.run = args[0]
+			o.slotsSet = cmd.Flags().Changed("workers")
 			for _, name := range []string{"notice-poll", "drain"} {
 				if cmd.Flags().Changed(name) {
 					o.ec2Only = append(o.ec2Only, "--"+name)
@@ -97,10 +113,26 @@ version among them), 3 when a spot notice stopped the worker.`,
 	f.BoolVar(&o.ec2, "ec2", false, "run as the worker of an EC2 instance: name it after the instance, and honour spot interruption notices and rebalance recommendations")
 	f.DurationVar(&o.noticePoll, "notice-poll", 5*time.Second, "with --ec2, how often to look for spot notices")
 	f.DurationVar(&o.drain, "drain", 90*time.Second, "with --ec2, how long running tasks may finish after a rebalance recommendation")
+	o.ssh.addFlags(f)
+	f.BoolVar(&o.stdio, "stdio", false, "reach the run store through stdin and stdout, served by the burst that started this worker over ssh")
+	f.StringVar(&o.hostName, "host-name", "", "`NAME` of this machine in heartbeats and task records (default: the hostname)")
+	_ = f.MarkHidden("stdio")
+	_ = f.MarkHidden("host-name")
 	return cmd
 }
 
 func runWorker(ctx context.Context, o *workerOptions) error {
+	if err := o.ssh.parse(); err != nil {
+		return err
+	}
+	switch {
+	case o.stdio && (o.ec2 || len(o.ssh.hosts) > 0):
+		return usageErrorf("--stdio does not mix with --ec2 or --ssh")
+	case o.stdio:
+		return runStdioWorker(ctx, o)
+	case len(o.ssh.hosts) > 0:
+		return runSSHWorkers(ctx, o)
+	}
 	if o.slots < 1 {
 		return usageErrorf("--workers must be at least 1, got %d", o.slots)
 	}
@@ -133,7 +165,7 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 	}
 	cfg := executor.Config{
 		Run: run, Slots: o.slots, Python: python, CacheDir: provision.CacheDir(dir),
-		Heartbeat: o.heartbeat, Logger: log,
+		Heartbeat: o.heartbeat, Logger: log, Host: o.hostName,
 	}
 	if o.ec2 {
 		client := imds.New(imds.Options{EnableFallback: aws.FalseTernary}) // IMDSv2 only
@@ -203,4 +235,81 @@ func lookupInstance(ctx context.Context, api executor.MetadataAPI, wait time.Dur
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// runStdioWorker is the remote end of burst submit --ssh: its output goes
+// to stderr, as stdout carries the store stream.
+func runStdioWorker(ctx context.Context, o *workerOptions) error {
+	if o.slots < 1 {
+		return usageErrorf("--workers must be at least 1, got %d", o.slots)
+	}
+	in, out, err := provision.TakeStdio()
+	if err != nil {
+		return err
+	}
+	python, err := executor.ResolvePython(o.python)
+	if err != nil {
+		return usageError{err}
+	}
+	level := slog.LevelWarn
+	if o.g.verbose {
+		level = slog.LevelDebug
+	}
+	w := provision.StdioWorker{
+		Slots: o.slots, Python: python, Heartbeat: o.heartbeat, Host: o.hostName, Dir: o.workDir,
+		Logger: slog.New(slog.NewTextHandler(o.g.io.Err, &slog.HandlerOptions{Level: level})),
+	}
+	_, err = w.Run(ctx, o.run, in, out)
+	switch {
+	case errors.Is(err, executor.ErrCancelled), errors.Is(err, provision.ErrStopped):
+		return nil
+	case err != nil:
+		return protocolUsageError(err)
+	}
+	return nil
+}
+
+// runSSHWorkers adds workers on ssh hosts to a run, and here only with
+// --workers.
+func runSSHWorkers(ctx context.Context, o *workerOptions) error {
+	if o.ec2 {
+		return usageErrorf("--ssh does not mix with --ec2")
+	}
+	if o.slotsSet && o.slots < 0 {
+		return usageErrorf("--workers must be 0 or more, got %d", o.slots)
+	}
+	run, _, err := o.g.openRun(ctx, o.run)
+	if err != nil {
+		return protocolUsageError(err)
+	}
+	w := o.g.io.Out
+	pool := provision.Pool{
+		Hosts: o.ssh.hosts,
+		SSH: provision.SSH{
+			Python: o.python, Heartbeat: o.heartbeat, Logger: slog.Default(), Verbose: o.g.verbose,
+			OnState: func(st provision.HostState) {
+				if st.State == provision.HostRunning {
+					fmt.Fprintf(w, "host %s: %d workers\n", st.Host, st.Slots)
+				}
+			},
+		},
+		OnHostError: func(err error) { fmt.Fprintf(o.g.io.Err, "burst: %v\n", err) },
+	}
+	if o.slotsSet && o.slots > 0 {
+		python, err := executor.ResolvePython(o.python)
+		if err != nil {
+			return usageError{err}
+		}
+		pool.Local = &provision.Local{Slots: o.slots, Python: python, Heartbeat: o.heartbeat, Dir: o.workDir, Logger: slog.Default()}
+	}
+	err = pool.Run(ctx, run)
+	switch {
+	case errors.Is(err, executor.ErrCancelled):
+		fmt.Fprintf(w, "run %s was cancelled\n", run.ID)
+		return nil
+	case err != nil:
+		return protocolUsageError(err)
+	}
+	fmt.Fprintf(w, "workers on %s ended: nothing is left to do on run %s\n", strings.Join(o.ssh.specs, ", "), run.ID)
+	return nil
 }

@@ -1,0 +1,528 @@
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slicerburst/burst/executor"
+	"github.com/slicerburst/burst/staging"
+)
+
+// SSH runs workers on ssh hosts with the system's OpenSSH client. Nothing
+// needs installing there but Python: burst copies its own binary to the
+// remote user's cache (by content hash, once) when the host's OS and
+// architecture match this one's, else it uses a burst on the remote PATH.
+// The remote worker reaches the run store over the ssh session itself:
+// this process serves the store on the session's stdin and stdout (see
+// staging.StreamServer), so the host needs neither store credentials nor
+// a shared filesystem.
+//
+// A session that ends, or falls silent, ends only that host's workers:
+// their leases lapse and other workers take their chunks over. The remote
+// worker exits, killing its tasks, when its stdin closes.
+type SSH struct {
+	// Command is the ssh client and its options (SSHCommand() when
+	// empty).
+	Command []string
+	// Binary is the burst executable to copy (os.Executable() when
+	// empty).
+	Binary string
+	// Python is the interpreter to run tasks with on the hosts; when
+	// empty, each host finds PythonSlicer, else python3, on its PATH.
+	Python string
+	// Heartbeat is passed to the remote workers (see executor.Config).
+	Heartbeat time.Duration
+	// Verbose has the remote workers log diagnostics.
+	Verbose bool
+	// Stream tunes the store stream (keepalive); its OnNotify is
+	// burst's own.
+	Stream staging.StreamOptions
+	// StopGrace is how long remote workers have to stop and release
+	// their chunks once ctx ends (default 20s), before their sessions
+	// are closed.
+	StopGrace time.Duration
+	Logger    *slog.Logger
+	// OnEvent, when set, sees tasks start and finish on the hosts, from
+	// several goroutines.
+	OnEvent func(host string, e executor.Event)
+	// OnState, when set, sees each host's state change.
+	OnState func(HostState)
+}
+
+// HostState is what a host is doing.
+type HostState struct {
+	Host  string
+	State string // HostStarting, HostRunning, HostFailed, HostLost or HostDone
+	Slots int    // once running
+	Err   error  // for HostFailed and HostLost: one line saying why
+}
+
+// Host states.
+const (
+	HostStarting = "starting" // connecting, probing, copying burst
+	HostRunning  = "running"
+	HostFailed   = "failed" // never got to work: unreachable, refused, something missing
+	HostLost     = "lost"   // the session ended mid-run
+	HostDone     = "done"
+)
+
+// stopNotice is what the serving side sends a remote worker to have it
+// stop, release its chunks and exit.
+const stopNotice = "stop"
+
+// remoteEvent is a task event sent from a remote worker.
+type remoteEvent struct {
+	Kind   string          `json:"kind"` // "start" or "finish"
+	Task   string          `json:"task"`
+	Status *staging.Status `json:"status,omitempty"`
+}
+
+func (s *SSH) defaults() {
+	if len(s.Command) == 0 {
+		s.Command = SSHCommand()
+	}
+	if s.StopGrace <= 0 {
+		s.StopGrace = 20 * time.Second
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (s *SSH) state(st HostState) {
+	if s.OnState != nil {
+		s.OnState(st)
+	}
+}
+
+// Run works on run with host's workers until they exit (the run is done or
+// cancelled) or ctx ends, when they are stopped. It returns an error of one
+// line when the host could not start (HostFailed) or its session ended
+// with an error (HostLost).
+func (s SSH) Run(ctx context.Context, run *staging.Run, host SSHHost) error {
+	s.defaults()
+	name := host.Name()
+	s.state(HostState{Host: name, State: HostStarting})
+	bin, slots, err := s.prepare(ctx, host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err = fmt.Errorf("host %s: %w", name, err)
+		s.state(HostState{Host: name, State: HostFailed, Err: err})
+		return err
+	}
+	s.state(HostState{Host: name, State: HostRunning, Slots: slots})
+	err = s.work(ctx, run, host, bin, slots)
+	switch {
+	case err == nil:
+		s.state(HostState{Host: name, State: HostDone, Slots: slots})
+	case ctx.Err() != nil:
+		s.state(HostState{Host: name, State: HostDone, Slots: slots})
+		return ctx.Err()
+	default:
+		err = fmt.Errorf("host %s: %w", name, err)
+		s.state(HostState{Host: name, State: HostLost, Slots: slots, Err: err})
+	}
+	return err
+}
+
+// sshArgs returns the ssh command line that runs remote on host.
+func (s *SSH) sshArgs(host SSHHost, remote string) []string {
+	args := append([]string{}, s.Command[1:]...)
+	// No terminal, no escape character, no X11: the session carries
+	// binary data. BatchMode: no prompt can hang a run, a host that
+	// wants a password fails at once.
+	args = append(args, "-T", "-x", "-e", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30")
+	if host.Port != 0 {
+		args = append(args, "-p", strconv.Itoa(host.Port))
+	}
+	return append(args, "--", host.Dest, remote)
+}
+
+// command returns an unstarted ssh command in a process group of its own,
+// so that a Ctrl-C at the terminal reaches burst, which stops the remote
+// workers in order, and not ssh; it dies with burst.
+func (s *SSH) command(host SSHHost, remote string) *exec.Cmd {
+	cmd := exec.Command(s.Command[0], s.sshArgs(host, remote)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// sshError turns a failed ssh command into one line: ssh's own last line
+// (connection refused, permission denied, host key verification failed)
+// when ssh failed, else the remote's.
+func sshError(err error, stderr string) error {
+	line := lastLine(stderr)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 255 && line != "" {
+		return fmt.Errorf("ssh: %s", line)
+	}
+	if line != "" {
+		return fmt.Errorf("%s (%v)", line, err)
+	}
+	return err
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+// probe is what a host says about itself.
+type probe struct {
+	os, arch string // uname -s, uname -m
+	cores    int
+	cached   string // burst already copied there, by hash
+	cacheDir string // where it goes otherwise
+	onPath   string // a burst on the remote PATH
+	python   string // the interpreter found, "" when none
+}
+
+// probeScript is run by sh on the host, read from stdin.
+func probeScript(hash, python string) string {
+	var b strings.Builder
+	b.WriteString("uname -sm\n")
+	b.WriteString("echo cores $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 0)\n")
+	fmt.Fprintf(&b, "d=\"${XDG_CACHE_HOME:-$HOME/.cache}/burst/bin/%s\"\n", hash)
+	b.WriteString("if [ -x \"$d/burst\" ]; then echo \"cached $d/burst\"; else echo \"cachedir $d\"; fi\n")
+	b.WriteString("if p=$(command -v burst 2>/dev/null); then echo \"onpath $p\"; fi\n")
+	if python != "" {
+		fmt.Fprintf(&b, "if p=$(command -v %s 2>/dev/null); then echo \"python $p\"; fi\n", shellQuote(python))
+	} else {
+		b.WriteString("for c in PythonSlicer python3; do if p=$(command -v $c 2>/dev/null); then echo \"python $p\"; break; fi; done\n")
+	}
+	b.WriteString("echo end\n")
+	return b.String()
+}
+
+func parseProbe(out string) (probe, error) {
+	var p probe
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	// What a login shell prints comes first; the probe's output is the
+	// last lines, from uname to "end".
+	start := -1
+	for i, l := range lines {
+		if l == "cores" || strings.HasPrefix(l, "cores ") {
+			start = i - 1
+		}
+	}
+	if start < 0 || lines[len(lines)-1] != "end" {
+		return p, fmt.Errorf("unexpected answer to the probe: %q", lastLine(out))
+	}
+	f := strings.Fields(lines[start])
+	if len(f) != 2 {
+		return p, fmt.Errorf("unexpected uname -sm: %q", lines[start])
+	}
+	p.os, p.arch = f[0], f[1]
+	for _, l := range lines[start+1:] {
+		k, v, _ := strings.Cut(l, " ")
+		switch k {
+		case "cores":
+			p.cores, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "cached":
+			p.cached = v
+		case "cachedir":
+			p.cacheDir = v
+		case "onpath":
+			p.onPath = v
+		case "python":
+			p.python = v
+		}
+	}
+	return p, nil
+}
+
+// goPlatform maps uname -sm to Go's GOOS and GOARCH.
+func goPlatform(sys, machine string) (string, string) {
+	goos := strings.ToLower(sys)
+	arch := map[string]string{
+		"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+		"armv7l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+	}[strings.ToLower(machine)]
+	return goos, arch
+}
+
+// choice is which burst a host runs, or why none.
+func (p probe) choose(python string) (bin string, copyTo string, err error) {
+	if p.python == "" {
+		if python != "" {
+			return "", "", fmt.Errorf("no interpreter %s there", python)
+		}
+		return "", "", errors.New("no PythonSlicer or python3 on its PATH (install one, or give --python)")
+	}
+	goos, arch := goPlatform(p.os, p.arch)
+	switch {
+	case goos == runtime.GOOS && arch == runtime.GOARCH && p.cached != "":
+		return p.cached, "", nil
+	case goos == runtime.GOOS && arch == runtime.GOARCH && p.cacheDir != "":
+		return p.cacheDir + "/burst", p.cacheDir, nil
+	case p.onPath != "":
+		return p.onPath, "", nil
+	}
+	return "", "", fmt.Errorf("it is %s %s, this burst is for %s/%s, and it has no burst on its PATH: install burst there", p.os, p.arch, runtime.GOOS, runtime.GOARCH)
+}
+
+var (
+	hashOf = map[string]string{}
+	hashMu sync.Mutex
+)
+
+// binaryHash returns the SHA-256 of the burst binary, once per path.
+func binaryHash(path string) (string, error) {
+	hashMu.Lock()
+	defer hashMu.Unlock()
+	if h, ok := hashOf[path]; ok {
+		return h, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	hashOf[path] = sum
+	return sum, nil
+}
+
+// prepare probes host and copies burst there if needed. It returns the
+// remote burst's path and the slots to run.
+func (s *SSH) prepare(ctx context.Context, host SSHHost) (string, int, error) {
+	binary := s.Binary
+	if binary == "" {
+		var err error
+		if binary, err = os.Executable(); err != nil {
+			return "", 0, fmt.Errorf("finding burst's own binary: %w", err)
+		}
+	}
+	hash, err := binaryHash(binary)
+	if err != nil {
+		return "", 0, fmt.Errorf("reading burst's own binary: %w", err)
+	}
+	hash = hash[:24]
+	out, err := s.output(ctx, host, "sh -s", strings.NewReader(probeScript(hash, s.Python)))
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := parseProbe(out)
+	if err != nil {
+		return "", 0, err
+	}
+	bin, copyTo, err := p.choose(s.Python)
+	if err != nil {
+		return "", 0, err
+	}
+	if copyTo != "" {
+		if err := s.install(ctx, host, binary, copyTo); err != nil {
+			return "", 0, fmt.Errorf("copying burst there: %w", err)
+		}
+		s.Logger.Info("copied burst", "host", host.Name(), "to", bin)
+	}
+	slots := host.Slots
+	if slots == 0 {
+		slots = max(1, p.cores)
+	}
+	return bin, slots, nil
+}
+
+// output runs remote on host with stdin and returns its stdout.
+func (s *SSH) output(ctx context.Context, host SSHHost, remote string, stdin io.Reader) (string, error) {
+	cmd := s.command(host, remote)
+	var stdout, stderr strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("starting %s: %w", s.Command[0], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return "", sshError(err, stderr.String())
+		}
+		return stdout.String(), nil
+	case <-ctx.Done():
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return "", ctx.Err()
+	}
+}
+
+// install copies the binary into dir on host: written beside its final
+// name, checked for size, then renamed, so a broken copy is never run.
+func (s *SSH) install(ctx context.Context, host SSHHost, binary, dir string) error {
+	f, err := os.Open(binary)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	script := fmt.Sprintf(`set -e; d=%s; mkdir -p "$d"; t="$d/.tmp-$$"; cat > "$t"; `+
+		`n=$(wc -c < "$t" | tr -d " "); if [ "$n" != %d ]; then rm -f "$t"; echo "copy truncated at $n bytes" >&2; exit 1; fi; `+
+		`chmod 755 "$t"; mv -f "$t" "$d/burst"`, shellQuote(dir), fi.Size())
+	_, err = s.output(ctx, host, "sh -c "+shellQuote(script), f)
+	return err
+}
+
+// work runs the remote worker and serves the store to it until it exits.
+func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin string, slots int) error {
+	name := host.Name()
+	args := []string{bin, "worker", "--stdio", "--host-name", name, "--workers", strconv.Itoa(slots)}
+	if s.Python != "" {
+		args = append(args, "--python", s.Python)
+	}
+	if s.Heartbeat > 0 {
+		args = append(args, "--heartbeat", s.Heartbeat.String())
+	}
+	if s.Verbose {
+		args = append(args, "--verbose")
+	}
+	args = append(args, "--", run.ID)
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	cmd := s.command(host, "exec "+strings.Join(quoted, " "))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr := &lineLog{log: s.Logger, host: name}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", s.Command[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	opts := s.Stream
+	opts.OnNotify = func(p []byte) {
+		var e remoteEvent
+		if s.OnEvent == nil || json.Unmarshal(p, &e) != nil {
+			return
+		}
+		switch e.Kind {
+		case "start":
+			s.OnEvent(name, executor.Event{Kind: executor.TaskStarted, Task: e.Task})
+		case "finish":
+			if e.Status != nil {
+				s.OnEvent(name, executor.Event{Kind: executor.TaskFinished, Task: e.Task, Status: e.Status})
+			}
+		}
+	}
+	srv := staging.NewStreamServer(run.Store, opts, "", s.Logger.With("host", name))
+	sctx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, stdout, stdin, func() { stdin.Close() })
+	}()
+
+	var waitErr error
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		// Ask the worker to stop and release its chunks through the
+		// store, which is still served; then close the session.
+		nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Notify(nctx, []byte(stopNotice))
+		cancel()
+		select {
+		case waitErr = <-exited:
+		case <-time.After(s.StopGrace):
+			s.Logger.Warn("remote worker did not stop in time; closing its session", "host", name)
+			stdin.Close()
+			select {
+			case waitErr = <-exited:
+			case <-time.After(5 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				waitErr = <-exited
+			}
+		}
+	}
+	stopServing()
+	serveErr := <-served
+	if ctx.Err() != nil {
+		return nil
+	}
+	if waitErr != nil {
+		err := sshError(waitErr, stderr.String())
+		if serveErr != nil && !errors.Is(serveErr, context.Canceled) && staging.StreamClosedError(serveErr) && !strings.Contains(err.Error(), "ssh:") {
+			return fmt.Errorf("session lost: %w", serveErr)
+		}
+		return fmt.Errorf("session lost: %w", err)
+	}
+	return nil
+}
+
+// lineLog passes a remote worker's stderr, line by line, to the log, and
+// keeps its tail for error messages.
+type lineLog struct {
+	log  *slog.Logger
+	host string
+	mu   sync.Mutex
+	part []byte
+	tail []string
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.part = append(l.part, p...)
+	for {
+		i := strings.IndexByte(string(l.part), '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(l.part[:i]), "\r")
+		l.part = l.part[i+1:]
+		if line == "" {
+			continue
+		}
+		l.log.Warn(line, "host", l.host)
+		l.tail = append(l.tail, line)
+		if len(l.tail) > 20 {
+			l.tail = l.tail[1:]
+		}
+	}
+	if len(l.part) > 64<<10 {
+		l.part = l.part[len(l.part)-64<<10:]
+	}
+	return len(p), nil
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(append(append([]string{}, l.tail...), string(l.part)), "\n")
+}
