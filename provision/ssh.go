@@ -61,6 +61,9 @@ type SSH struct {
 	OnEvent func(host string, e executor.Event)
 	// OnState, when set, sees each host's state change.
 	OnState func(HostState)
+	// OnLog, when set, receives the remote workers' diagnostics (their
+	// stderr), line by line; else they go to Logger.
+	OnLog func(host, line string)
 }
 
 // HostState is what a host is doing.
@@ -170,6 +173,10 @@ func sshError(err error, stderr string) error {
 	line := lastLine(stderr)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 255 && line != "" {
+		line = strings.TrimSuffix(line, ".")
+		if strings.HasPrefix(line, "ssh: ") {
+			return errors.New(line)
+		}
 		return fmt.Errorf("ssh: %s", line)
 	}
 	if line != "" {
@@ -417,7 +424,10 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	if err != nil {
 		return err
 	}
-	stderr := &lineLog{log: s.Logger, host: name}
+	stderr := &lineLog{host: name, out: s.OnLog}
+	if stderr.out == nil {
+		stderr.out = func(host, line string) { s.Logger.Warn("remote worker: "+line, "host", host) }
+	}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.Command[0], err)
@@ -485,10 +495,10 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	return nil
 }
 
-// lineLog passes a remote worker's stderr, line by line, to the log, and
-// keeps its tail for error messages.
+// lineLog passes a remote worker's stderr, line by line, to out, and keeps
+// its tail for error messages.
 type lineLog struct {
-	log  *slog.Logger
+	out  func(host, line string)
 	host string
 	mu   sync.Mutex
 	part []byte
@@ -509,7 +519,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		if line == "" {
 			continue
 		}
-		l.log.Warn(line, "host", l.host)
+		l.out(l.host, line)
 		l.tail = append(l.tail, line)
 		if len(l.tail) > 20 {
 			l.tail = l.tail[1:]

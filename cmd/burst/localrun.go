@@ -116,18 +116,25 @@ func (l *localRun) execute(ctx context.Context) error {
 				hosts.state(st)
 				mu.Unlock()
 			},
+			OnLog: func(host, line string) {
+				mu.Lock()
+				view.Note(io.Err, host+": "+line)
+				mu.Unlock()
+			},
 		},
 		OnHostError: func(err error) {
 			mu.Lock()
-			view.Note(fmt.Sprintf("burst: %v; going on with the other workers", err))
+			view.Note(io.Err, fmt.Sprintf("burst: %v; going on with the other workers", err))
 			mu.Unlock()
 		},
 	}
 	if l.workers > 0 {
-		host := provision.LocalHost()
-		mu.Lock()
-		hosts.state(provision.HostState{Host: host, State: provision.HostRunning, Slots: l.workers})
-		mu.Unlock()
+		hosts.state(provision.HostState{Host: provision.LocalHost(), State: provision.HostRunning, Slots: l.workers})
+	}
+	for _, h := range l.hosts {
+		hosts.get(h.Name())
+	}
+	if l.workers > 0 {
 		pool.Local = &provision.Local{
 			Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second, Wait: true,
 			Logger: slog.Default(),
@@ -184,6 +191,9 @@ loop:
 		collErr = err
 	}
 	final := counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed}
+	if len(l.hosts) > 0 {
+		final.Hosts = hosts.summary()
+	}
 	view.Done(final)
 
 	s := runSummary{

@@ -71,13 +71,14 @@ func (p *progressView) line(c counts, now time.Time) string {
 	return text
 }
 
-// Note prints a line of its own, above the bar on a terminal.
-func (p *progressView) Note(line string) {
+// Note prints a line of its own to w (stderr), above the bar on a
+// terminal.
+func (p *progressView) Note(w io.Writer, line string) {
 	if p.tty && p.drawn {
 		fmt.Fprint(p.w, "\r\x1b[K")
 		p.drawn = false
 	}
-	fmt.Fprintln(p.w, line)
+	fmt.Fprintln(w, line)
 }
 
 // hostCounts follows the workers of each host of a run: their slots, state

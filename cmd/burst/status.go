@@ -19,6 +19,15 @@ type statusReport struct {
 	Source     string           `json:"source"`
 	Script     string           `json:"script"`
 	FailedList []staging.Status `json:"failed_tasks"`
+	// Hosts lists the live workers by host.
+	Hosts []statusHost `json:"hosts"`
+}
+
+type statusHost struct {
+	Host    string `json:"host"`
+	Workers int    `json:"workers"`
+	Slots   int    `json:"slots"`
+	Running int    `json:"running"`
 }
 
 // maxFailedShown bounds how many failed tasks status reads and shows.
@@ -65,6 +74,11 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 			rep.FailedList = append(rep.FailedList, *st)
 		}
 	}
+	hosts := hostsOf(p.Beats, time.Now())
+	rep.Hosts = []statusHost{}
+	for _, h := range hosts {
+		rep.Hosts = append(rep.Hosts, statusHost{Host: h.host, Workers: h.workers, Slots: h.slots, Running: h.running})
+	}
 	if asJSON {
 		return writeJSON(g.io.Out, rep)
 	}
@@ -74,10 +88,8 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 	fmt.Fprintf(w, "state:    %s\n", p.State)
 	fmt.Fprintf(w, "tasks:    %d total: %d ok, %d failed, %d running, %d queued\n", p.Total, p.OK, p.Failed, p.Running, p.Queued)
 	fmt.Fprintf(w, "workers:  %d live\n", p.Workers)
-	for _, hb := range p.Beats {
-		if hb.Live(time.Now()) {
-			fmt.Fprintf(w, "          %s on %s: %d slots, %d running, last seen %s ago\n", hb.Worker, hb.Host, hb.Slots, len(hb.Running), time.Since(hb.LastSeen).Round(time.Second))
-		}
+	for _, h := range hosts {
+		fmt.Fprintf(w, "          on %s: %s, %d slots, %d running, last seen %s ago\n", h.host, countOf(h.workers, "worker"), h.slots, h.running, time.Since(h.lastSeen).Round(time.Second))
 	}
 	if len(rep.FailedList) > 0 {
 		fmt.Fprintf(w, "failed:\n")
@@ -301,4 +313,36 @@ func (s *taskStream) close() error {
 		return fmt.Errorf("collecting results: %w", err)
 	}
 	return nil
+}
+
+// hostWorkers sums the live workers of one host.
+type hostWorkers struct {
+	host                    string
+	workers, slots, running int
+	lastSeen                time.Time
+}
+
+// hostsOf groups the live workers by host, in order of appearance.
+func hostsOf(beats []staging.Heartbeat, now time.Time) []hostWorkers {
+	var out []hostWorkers
+	at := map[string]int{}
+	for _, hb := range beats {
+		if !hb.Live(now) {
+			continue
+		}
+		i, ok := at[hb.Host]
+		if !ok {
+			i = len(out)
+			at[hb.Host] = i
+			out = append(out, hostWorkers{host: hb.Host})
+		}
+		h := &out[i]
+		h.workers++
+		h.slots += hb.Slots
+		h.running += len(hb.Running)
+		if hb.LastSeen.After(h.lastSeen) {
+			h.lastSeen = hb.LastSeen
+		}
+	}
+	return out
 }
