@@ -7,7 +7,7 @@ PYTHON  := .venv/bin/python
 BURST   := bin/burst
 DEMO    := burst-demo
 
-.PHONY: demo demo-volume build python minio moto check-config test test-python lint bench bench-warm bench-s3 clean
+.PHONY: demo demo-volume build python minio moto sshd check-config test test-python lint bench bench-warm bench-s3 bench-ssh clean
 
 build:
 	$(GO) build -o $(BURST) ./cmd/burst
@@ -42,6 +42,11 @@ minio:
 moto:
 	scripts/moto.sh >/dev/null
 
+# Debian's OpenSSH server, which the ssh tests start on 127.0.0.1 (never
+# as a service).
+sshd:
+	scripts/sshd.sh >/dev/null
+
 # The account setup and the worker image, checked offline: terraform fmt
 # (Terraform built once into .cache/bin) and packer validate (Debian's).
 check-config:
@@ -50,10 +55,11 @@ check-config:
 
 # Every test: unit, conformance, lease contention, kill -9, pickle round
 # trips against real Python, S3 on MinIO, EC2 on moto, cloud runs end to end
-# (instances booted as local processes), fuzz seeds, CLI end-to-end scripts,
+# (instances booted as local processes), ssh hosts on a real OpenSSH server,
+# fuzz seeds, CLI end-to-end scripts,
 # the offline checks of terraform/ and images/, and the Python package's
 # tests (client, Processes drop-in, data helpers) against the built binary.
-test: build python minio moto lint check-config
+test: build python minio moto sshd lint check-config
 	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio BURST_MOTO=$(CURDIR)/.cache/moto/bin/moto_server $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-python
 

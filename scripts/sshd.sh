@@ -17,7 +17,8 @@ find_sshd() {
 	return 1
 }
 
-if find_sshd && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; then
+if sshd=$(find_sshd) && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; then
+	echo "$sshd"
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
