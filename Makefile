@@ -77,5 +77,10 @@ bench-warm: build python
 bench-s3: minio
 	BURST_MINIO=$(CURDIR)/.cache/bin/minio $(GO) test ./bench -run '^$$' -bench S3 -benchtime 1x -timeout 30m
 
+# The 200-task, 2-slot run of bench/local.sh with its workers on an ssh
+# host (this machine, through a private sshd) against workers here.
+bench-ssh: python sshd
+	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) $(GO) test ./bench -run '^$$' -bench SSH -benchtime 1x -timeout 30m
+
 clean:
 	rm -rf bin $(DEMO)
