@@ -465,7 +465,10 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 		// Ask the worker to stop and release its chunks through the
 		// store, which is still served; then close the session.
 		nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Notify(nctx, []byte(stopNotice))
+		if err := srv.Notify(nctx, []byte(stopNotice)); err != nil {
+			// Not yet (or no longer) talking: nothing to release.
+			stdin.Close()
+		}
 		cancel()
 		select {
 		case waitErr = <-exited:
