@@ -410,26 +410,38 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	if s.Verbose {
 		args = append(args, "--verbose")
 	}
+	if s.Stream.PingEvery > 0 {
+		args = append(args, "--keepalive", s.Stream.PingEvery.String())
+	}
 	args = append(args, "--", run.ID)
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = shellQuote(a)
 	}
 	cmd := s.command(host, "exec "+strings.Join(quoted, " "))
-	stdin, err := cmd.StdinPipe()
+	// Pipes of our own, not exec's: this side closes them when the
+	// stream ends (a stalled session's reads and writes end with them),
+	// and Wait never closes them under a read.
+	sshIn, stdin, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	stdout, err := cmd.StdoutPipe()
+	defer stdin.Close()
+	stdout, sshOut, err := os.Pipe()
 	if err != nil {
+		sshIn.Close()
 		return err
 	}
+	defer stdout.Close()
 	stderr := &lineLog{host: name, out: s.OnLog}
 	if stderr.out == nil {
 		stderr.out = func(host, line string) { s.Logger.Warn("remote worker: "+line, "host", host) }
 	}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sshIn, sshOut, stderr
+	err = cmd.Start()
+	sshIn.Close()
+	sshOut.Close()
+	if err != nil {
 		return fmt.Errorf("starting %s: %w", s.Command[0], err)
 	}
 	exited := make(chan error, 1)
@@ -455,12 +467,38 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() {
-		served <- srv.Serve(sctx, stdout, stdin, func() { stdin.Close() })
+		served <- srv.Serve(sctx, stdout, stdin, func() { stdin.Close(); stdout.Close() })
 	}()
 
-	var waitErr error
+	// waitOrKill waits up to d for ssh to exit, then kills it.
+	waitOrKill := func(d time.Duration) error {
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(d):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			return <-exited
+		}
+	}
+	var (
+		waitErr, serveErr error
+		serveDone         bool
+	)
 	select {
 	case waitErr = <-exited:
+	case serveErr = <-served:
+		// The stream ended first: the worker closed it as it exits, or
+		// it broke or fell silent (a network gone), and its stdin is
+		// closed. A session that does not end then is cut.
+		serveDone = true
+		grace := 5 * time.Second
+		if serveErr == nil {
+			grace = 30 * time.Second
+		}
+		waitErr = waitOrKill(grace)
+		if waitErr == nil && serveErr != nil {
+			waitErr = serveErr
+		}
 	case <-ctx.Done():
 		// Ask the worker to stop and release its chunks through the
 		// store, which is still served; then close the session.
@@ -475,25 +513,21 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 		case <-time.After(s.StopGrace):
 			s.Logger.Warn("remote worker did not stop in time; closing its session", "host", name)
 			stdin.Close()
-			select {
-			case waitErr = <-exited:
-			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				waitErr = <-exited
-			}
+			waitErr = waitOrKill(5 * time.Second)
 		}
 	}
 	stopServing()
-	serveErr := <-served
+	if !serveDone {
+		serveErr = <-served
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
 	if waitErr != nil {
-		err := sshError(waitErr, stderr.String())
-		if serveErr != nil && !errors.Is(serveErr, context.Canceled) && staging.StreamClosedError(serveErr) && !strings.Contains(err.Error(), "ssh:") {
+		if staging.StreamClosedError(serveErr) && !errors.Is(serveErr, context.Canceled) {
 			return fmt.Errorf("session lost: %w", serveErr)
 		}
-		return fmt.Errorf("session lost: %w", err)
+		return fmt.Errorf("session lost: %w", sshError(waitErr, stderr.String()))
 	}
 	return nil
 }

@@ -62,6 +62,13 @@ func TakeStdio() (in, out *os.File, err error) {
 	}
 	syscall.CloseOnExec(inFD)
 	syscall.CloseOnExec(outFD)
+	// Non-blocking descriptors make pollable files, whose Close ends a
+	// read or write stuck on a stalled session.
+	for _, fd := range []int{inFD, outFD} {
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			return nil, nil, fmt.Errorf("taking stdio: %w", err)
+		}
+	}
 	return os.NewFile(uintptr(inFD), "store-stream-in"), os.NewFile(uintptr(outFD), "store-stream-out"), nil
 }
 

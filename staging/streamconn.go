@@ -22,7 +22,7 @@ var ErrStreamClosed = errors.New("store stream closed")
 type StreamOptions struct {
 	// PingEvery is how often each side tells the other it is alive
 	// (default 5s); DeadAfter is how long a side waits without a word
-	// from the other before it gives the stream up (default 30s).
+	// from the other before it gives the stream up (default six pings).
 	PingEvery, DeadAfter time.Duration
 	// OnNotify, when set, receives the other side's Notify payloads, in
 	// order, from the goroutine that reads the stream: it must not block.
@@ -34,7 +34,7 @@ func (o *StreamOptions) defaults() {
 		o.PingEvery = 5 * time.Second
 	}
 	if o.DeadAfter <= 0 {
-		o.DeadAfter = 30 * time.Second
+		o.DeadAfter = 6 * o.PingEvery
 	}
 }
 

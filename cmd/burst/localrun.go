@@ -30,6 +30,7 @@ type localRun struct {
 	// (found on each host when empty).
 	hosts     []provision.SSHHost
 	sshPython string
+	keepalive time.Duration
 }
 
 // runSummary is the final report, printed as JSON with --json.
@@ -111,6 +112,7 @@ func (l *localRun) execute(ctx context.Context) error {
 		Hosts: l.hosts, OnEvent: onEvent,
 		SSH: provision.SSH{
 			Python: l.sshPython, Heartbeat: 2 * time.Second, Logger: slog.Default(), Verbose: l.g.verbose,
+			Stream: staging.StreamOptions{PingEvery: l.keepalive},
 			OnState: func(st provision.HostState) {
 				mu.Lock()
 				hosts.state(st)

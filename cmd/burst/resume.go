@@ -90,6 +90,6 @@ func runResume(ctx context.Context, o *resumeOptions) error {
 		fmt.Fprintf(human, "run %s was cancelled; resuming it\n", run.ID)
 	}
 	fmt.Fprintf(human, "run %s: %d of %d tasks finished, %d to go, %s\n", run.ID, prog.Done(), prog.Total, prog.Total-prog.Done(), workersLine(o.workers, o.ssh.specs))
-	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python}
+	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python, keepalive: o.ssh.keepalive}
 	return lr.execute(ctx)
 }

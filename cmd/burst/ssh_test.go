@@ -81,12 +81,17 @@ func cmdSSHLeft(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdSSHKill kills (SIGKILL) the ssh client of the session that runs the
-// workers of a host, cutting the session as a dropped network would: sshkill
-// HOST, or sshkill @FILE for the host named on FILE's first line.
+// cmdSSHKill signals the ssh client of the session that runs the workers
+// of a host: sshkill [-STOP] HOST, or sshkill [-STOP] @FILE for the host
+// named on FILE's first line. SIGKILL (the default) cuts the session;
+// SIGSTOP stalls it as a network gone silent would.
 func cmdSSHKill(ts *testscript.TestScript, neg bool, args []string) {
+	sig := syscall.SIGKILL
+	if len(args) == 2 && args[0] == "-STOP" {
+		sig, args = syscall.SIGSTOP, args[1:]
+	}
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: sshkill HOST|@FILE")
+		ts.Fatalf("usage: sshkill [-STOP] HOST|@FILE")
 	}
 	host := args[0]
 	if f, ok := strings.CutPrefix(host, "@"); ok {
@@ -108,14 +113,14 @@ func cmdSSHKill(ts *testscript.TestScript, neg bool, args []string) {
 		if filepath.Base(string(argv[0])) != "ssh" || !bytes.Contains(cmdline, want) {
 			continue
 		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+		if err := syscall.Kill(pid, sig); err == nil {
 			killed++
 		}
 	}
 	if killed == 0 {
-		ts.Fatalf("no ssh session of host %q to kill", host)
+		ts.Fatalf("no ssh session of host %q to signal", host)
 	}
-	ts.Logf("killed %d ssh session(s) of %s", killed, host)
+	ts.Logf("sent %v to %d ssh session(s) of %s", sig, killed, host)
 }
 
 func shellQuoteTest(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/pflag"
 
 	"github.com/slicerburst/burst/provision"
@@ -8,12 +10,15 @@ import (
 
 // sshOptions are the --ssh flags of submit, resume and worker.
 type sshOptions struct {
-	specs []string
-	hosts []provision.SSHHost
+	specs     []string
+	hosts     []provision.SSHHost
+	keepalive time.Duration
 }
 
 func (s *sshOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&s.specs, "ssh", nil, "also run workers on `[USER@]HOST[:PORT][/N]` over ssh, N tasks at once (default: its cores); repeatable")
+	f.DurationVar(&s.keepalive, "ssh-keepalive", 5*time.Second, "how often the ends of an ssh session's store stream say they are alive; six missed ones end the session")
+	_ = f.MarkHidden("ssh-keepalive")
 }
 
 // parse checks the --ssh flags; a bad one is a usage error.

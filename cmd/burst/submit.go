@@ -319,7 +319,7 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 		return nil
 	}
 	fmt.Fprintf(human, "run %s: %d tasks from %s, %s, %s\n", run.ID, len(man.Tasks), source, workersLine(o.workers, o.ssh.specs), python)
-	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python}
+	lr := &localRun{g: o.g, run: run, man: man, workers: o.workers, python: python, out: out, json: o.json, hosts: o.ssh.hosts, sshPython: o.python, keepalive: o.ssh.keepalive}
 	return lr.execute(ctx)
 }
 

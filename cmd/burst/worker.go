@@ -36,9 +36,10 @@ type workerOptions struct {
 	identityWait time.Duration
 	// stdio: the run store is served on stdin and stdout by the burst
 	// that started this worker over ssh, which names this host hostName.
-	stdio    bool
-	hostName string
-	ssh      sshOptions
+	stdio     bool
+	hostName  string
+	keepalive time.Duration
+	ssh       sshOptions
 	// slotsSet says --workers was given.
 	slotsSet bool
 }
@@ -116,7 +117,9 @@ version among them), 3 when a spot notice stopped the worker.`,
 	o.ssh.addFlags(f)
 	f.BoolVar(&o.stdio, "stdio", false, "reach the run store through stdin and stdout, served by the burst that started this worker over ssh")
 	f.StringVar(&o.hostName, "host-name", "", "`NAME` of this machine in heartbeats and task records (default: the hostname)")
+	f.DurationVar(&o.keepalive, "keepalive", 5*time.Second, "how often the ends of an ssh session's store stream say they are alive; six missed ones end it")
 	_ = f.MarkHidden("stdio")
+	_ = f.MarkHidden("keepalive")
 	_ = f.MarkHidden("host-name")
 	return cmd
 }
@@ -257,6 +260,7 @@ func runStdioWorker(ctx context.Context, o *workerOptions) error {
 	}
 	w := provision.StdioWorker{
 		Slots: o.slots, Python: python, Heartbeat: o.heartbeat, Host: o.hostName, Dir: o.workDir,
+		Stream: staging.StreamOptions{PingEvery: o.keepalive},
 		Logger: slog.New(slog.NewTextHandler(o.g.io.Err, &slog.HandlerOptions{Level: level})),
 	}
 	_, err = w.Run(ctx, o.run, in, out)
@@ -287,6 +291,7 @@ func runSSHWorkers(ctx context.Context, o *workerOptions) error {
 		Hosts: o.ssh.hosts,
 		SSH: provision.SSH{
 			Python: o.python, Heartbeat: o.heartbeat, Logger: slog.Default(), Verbose: o.g.verbose,
+			Stream: staging.StreamOptions{PingEvery: o.keepalive},
 			OnState: func(st provision.HostState) {
 				if st.State == provision.HostRunning {
 					fmt.Fprintf(w, "host %s: %d workers\n", st.Host, st.Slots)
