@@ -127,7 +127,7 @@ workers that are still starting).
 With --json, watch collects each task into --out as it finishes (as burst
 results does) and prints one JSON line for it on stdout, those already
 finished first: the task's results.jsonl line (task, status, params,
-output, error, attempts, duration_s, max_rss_kb) with output_file, the
+output, error, attempts, duration_s, max_rss_kb, host) with output_file, the
 path of its pickled output (ok tasks), and stderr_file, the path of its
 last stderr (failed tasks). Every finished task is printed once; nothing
 else is printed on stdout. burst status RUN --json tells the final state.

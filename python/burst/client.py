@@ -56,6 +56,8 @@ class Task:
         attempts: how many attempts it took.
         duration_s: the last attempt's wall-clock time.
         max_rss_kb: its peak memory.
+        host: the machine that ran it (an ssh host as given to ``--ssh``,
+            else the hostname).
         output_file: the collected pickle of the output (ok tasks).
         stderr_file: the collected stderr of the last attempt (failed tasks).
     """
@@ -68,6 +70,7 @@ class Task:
     attempts: int = 0
     duration_s: float = 0.0
     max_rss_kb: int = 0
+    host: str = ""
     output_file: Optional[str] = None
     stderr_file: Optional[str] = None
     raw: Dict[str, Any] = field(default_factory=dict, repr=False)
@@ -248,6 +251,7 @@ class Run:
             attempts=int(line.get("attempts", 0)),
             duration_s=float(line.get("duration_s", 0.0)),
             max_rss_kb=int(line.get("max_rss_kb", 0)),
+            host=line.get("host", ""),
             output_file=line.get("output_file"),
             stderr_file=line.get("stderr_file"),
             raw=dict(line),

@@ -51,7 +51,7 @@ def test_inputs_as_completed_results_attach(env: Path) -> None:
         assert t.params is inputs[i]
         assert t.output["n"] == i and t.output["task"] == t.id
         np.testing.assert_array_equal(t.output["double"], (np.arange(3.0) + i) * 2)
-        assert t.attempts == 1 and t.duration_s > 0 and t.max_rss_kb > 0
+        assert t.attempts == 1 and t.duration_s > 0 and t.max_rss_kb > 0 and t.host
     assert sorted(seen) == ["0000", "0001", "0002", "0003", "0004"]
     st = run.status()
     assert st["state"] == "done" and st["ok"] == 5 and st["failed"] == 0
