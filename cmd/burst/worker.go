@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -250,6 +252,12 @@ func runStdioWorker(ctx context.Context, o *workerOptions) error {
 	if err != nil {
 		return err
 	}
+	// When the session goes, stderr goes with it: a write there must
+	// fail, not kill this worker before it has killed its tasks; and a
+	// hangup stops the work like the end of the stream.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
 	python, err := executor.ResolvePython(o.python)
 	if err != nil {
 		return usageError{err}
