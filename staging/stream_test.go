@@ -247,3 +247,20 @@ func TestStreamNotify(t *testing.T) {
 		t.Fatal("no notification at the client")
 	}
 }
+
+// clockStore is a store whose clock runs an hour ahead of this machine's.
+type clockStore struct{ staging.Store }
+
+func (clockStore) Now(ctx context.Context) (time.Time, error) { return time.Now().Add(time.Hour), nil }
+
+// The stream tells the served store's time, not the client machine's.
+func TestStreamNowIsTheStoresClock(t *testing.T) {
+	c, _, _ := streamPair(t, clockStore{newFS(t)}, staging.StreamOptions{}, staging.StreamOptions{})
+	now, err := c.Now(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(now); d < 59*time.Minute || d > 61*time.Minute {
+		t.Errorf("Now is %s from here, want the store's hour ahead", d)
+	}
+}

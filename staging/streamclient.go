@@ -405,3 +405,10 @@ func (c *StreamClient) GetFile(ctx context.Context, key, path string) error {
 	_, err := c.do(ctx, request{op: opGetFile, key: key}, nil, path)
 	return err
 }
+
+// Now returns the served store's current time, as its clock tells it (one
+// round trip late at most).
+func (c *StreamClient) Now(ctx context.Context) (time.Time, error) {
+	p, err := c.do(ctx, request{op: opNow}, nil, "")
+	return p.now, err
+}

@@ -9,7 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 )
+
+// storeClock is a store that tells its own time.
+type storeClock interface {
+	Now(ctx context.Context) (time.Time, error)
+}
 
 // maxServing bounds the requests a server works on at once; further
 // requests wait in the stream.
@@ -279,6 +285,12 @@ func (s *StreamServer) handle(ctx context.Context, c *streamConn, id uint32, in 
 	case opGetFile:
 		s.sendFile(ctx, c, id, q.key)
 		return
+	case opNow:
+		if clock, ok := s.store.(storeClock); ok {
+			p.now, err = clock.Now(ctx)
+		} else {
+			err = fmt.Errorf("%w %s: the served store has no clock", errUnknownOp, q.op)
+		}
 	default:
 		err = fmt.Errorf("%w %d", errUnknownOp, q.op)
 	}

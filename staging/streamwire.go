@@ -275,10 +275,11 @@ const (
 	opListDirs
 	opPutFile
 	opGetFile
-	opLast = opGetFile
+	opNow
+	opLast = opNow
 )
 
-var opNames = [...]string{"", "Get", "Stat", "Put", "Create", "Replace", "Delete", "List", "ListDirs", "PutFile", "GetFile"}
+var opNames = [...]string{"", "Get", "Stat", "Put", "Create", "Replace", "Delete", "List", "ListDirs", "PutFile", "GetFile", "Now"}
 
 func (o streamOp) String() string {
 	if int(o) < len(opNames) && o > 0 {
@@ -339,9 +340,10 @@ const (
 // response is a decoded response body.
 type response struct {
 	code  uint8
-	msg   string // errors
-	etag  string // Get, Put, Create, Replace, PutFile
-	data  []byte // Get
+	msg   string    // errors
+	etag  string    // Get, Put, Create, Replace, PutFile
+	data  []byte    // Get
+	now   time.Time // Now
 	info  ObjectInfo
 	infos []ObjectInfo
 	names []string
@@ -366,6 +368,8 @@ func encodeResponse(op streamOp, p response) []byte {
 		w.infos(p.infos)
 	case opListDirs:
 		w.strs(p.names)
+	case opNow:
+		w.time(p.now)
 	}
 	return w.b
 }
@@ -392,6 +396,8 @@ func decodeResponse(op streamOp, b []byte) (response, error) {
 		p.infos = r.infos()
 	case opListDirs:
 		p.names = r.strs()
+	case opNow:
+		p.now = r.time()
 	}
 	return p, r.end()
 }
