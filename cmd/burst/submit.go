@@ -69,8 +69,9 @@ Or from --inputs DIR: every DIR/*.pkl is one task, named by its file name.
 
 With --ssh HOST (repeatable) workers run on other machines too, over the
 system's ssh (your ~/.ssh/config, agent, ProxyJump and ControlMaster apply;
-host keys are checked as ssh checks them; BURST_SSH, for example "ssh -F
-FILE", replaces the ssh command). A host needs only Python: burst copies
+host keys are checked as ssh checks them; nothing prompts, so keys must be
+in the agent or need no passphrase; BURST_SSH, for example "ssh -F FILE",
+replaces the ssh command). A host needs only Python: burst copies
 itself into the remote user's cache once (when the OS and architecture
 match this machine's; else it uses a burst on the remote PATH) and serves
 the run store to it over the ssh session, so the host needs no access to
