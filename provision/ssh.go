@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,9 +90,10 @@ const stopNotice = "stop"
 
 // remoteEvent is a task event sent from a remote worker.
 type remoteEvent struct {
-	Kind   string          `json:"kind"` // "start" or "finish"
-	Task   string          `json:"task"`
+	Kind   string          `json:"kind"` // "ready", "start" or "finish"
+	Task   string          `json:"task,omitempty"`
 	Status *staging.Status `json:"status,omitempty"`
+	Slots  int             `json:"slots,omitempty"` // ready
 }
 
 func (s *SSH) defaults() {
@@ -116,32 +118,92 @@ func (s *SSH) state(st HostState) {
 // cancelled) or ctx ends, when they are stopped. It returns an error of one
 // line when the host could not start (HostFailed) or its session ended
 // with an error (HostLost).
+//
+// A host that has this burst's binary already is reached with one ssh
+// session; otherwise a first session probes it and, when its platform
+// matches, a second copies the binary there.
 func (s SSH) Run(ctx context.Context, run *staging.Run, host SSHHost) error {
 	s.defaults()
 	name := host.Name()
 	s.state(HostState{Host: name, State: HostStarting})
-	bin, slots, err := s.prepare(ctx, host)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		err = fmt.Errorf("host %s: %w", name, err)
-		s.state(HostState{Host: name, State: HostFailed, Err: err})
-		return err
+	var (
+		slots   int
+		working bool
+	)
+	onReady := func(n int) {
+		slots, working = n, true
+		s.state(HostState{Host: name, State: HostRunning, Slots: n})
 	}
-	s.state(HostState{Host: name, State: HostRunning, Slots: slots})
-	err = s.work(ctx, run, host, bin, slots)
+	binary, hash, err := s.ownBinary()
+	if err == nil {
+		err = s.work(ctx, run, host, cachedCommand(hash, s.workerArgs(run, host)), onReady)
+		if errors.Is(err, errNotCached) {
+			var bin string
+			if bin, err = s.prepare(ctx, host, binary, hash); err == nil {
+				err = s.work(ctx, run, host, "exec "+quoteArgs(append([]string{bin}, s.workerArgs(run, host)...)), onReady)
+			}
+		}
+	}
 	switch {
-	case err == nil:
-		s.state(HostState{Host: name, State: HostDone, Slots: slots})
 	case ctx.Err() != nil:
 		s.state(HostState{Host: name, State: HostDone, Slots: slots})
 		return ctx.Err()
-	default:
+	case err == nil:
+		s.state(HostState{Host: name, State: HostDone, Slots: slots})
+		return nil
+	case !working:
 		err = fmt.Errorf("host %s: %w", name, err)
+		s.state(HostState{Host: name, State: HostFailed, Err: err})
+	default:
+		err = fmt.Errorf("host %s: session lost: %w", name, err)
 		s.state(HostState{Host: name, State: HostLost, Slots: slots, Err: err})
 	}
 	return err
+}
+
+// errNotCached says that the host has no copy of this burst yet.
+var errNotCached = errors.New("burst is not in the host's cache")
+
+// notCachedStatus is the exit status of cachedCommand without a copy.
+const notCachedStatus = 97
+
+// remoteBinDir is where burst keeps its copies on a host, by hash, as the
+// remote shell expands it.
+func remoteBinDir(hash string) string {
+	return fmt.Sprintf("${XDG_CACHE_HOME:-$HOME/.cache}/burst/bin/%s", hash)
+}
+
+// cachedCommand runs the worker from the host's copy of this burst, or
+// exits with notCachedStatus when there is none.
+func cachedCommand(hash string, args []string) string {
+	script := fmt.Sprintf(`b="%s/burst"; if [ -x "$b" ]; then exec "$b" %s; fi; exit %d`, remoteBinDir(hash), quoteArgs(args), notCachedStatus)
+	return "sh -c " + shellQuote(script)
+}
+
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// workerArgs are the remote worker's arguments, after the binary.
+func (s *SSH) workerArgs(run *staging.Run, host SSHHost) []string {
+	args := []string{"worker", "--stdio", "--host-name", host.Name(), "--workers", strconv.Itoa(host.Slots)}
+	if s.Python != "" {
+		args = append(args, "--python", s.Python)
+	}
+	if s.Heartbeat > 0 {
+		args = append(args, "--heartbeat", s.Heartbeat.String())
+	}
+	if s.Verbose {
+		args = append(args, "--verbose")
+	}
+	if s.Stream.PingEvery > 0 {
+		args = append(args, "--keepalive", s.Stream.PingEvery.String())
+	}
+	return append(args, "--", run.ID)
 }
 
 // sshArgs returns the ssh command line that runs remote on host.
@@ -180,7 +242,8 @@ func sshError(err error, stderr string) error {
 		return fmt.Errorf("ssh: %s", line)
 	}
 	if line != "" {
-		return fmt.Errorf("%s (%v)", line, err)
+		// The remote burst's own one-line error.
+		return errors.New(strings.TrimPrefix(line, "burst: "))
 	}
 	return err
 }
@@ -198,7 +261,6 @@ func lastLine(s string) string {
 // probe is what a host says about itself.
 type probe struct {
 	os, arch string // uname -s, uname -m
-	cores    int
 	cached   string // burst already copied there, by hash
 	cacheDir string // where it goes otherwise
 	onPath   string // a burst on the remote PATH
@@ -208,9 +270,8 @@ type probe struct {
 // probeScript is run by sh on the host, read from stdin.
 func probeScript(hash, python string) string {
 	var b strings.Builder
-	b.WriteString("uname -sm\n")
-	b.WriteString("echo cores $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 0)\n")
-	fmt.Fprintf(&b, "d=\"${XDG_CACHE_HOME:-$HOME/.cache}/burst/bin/%s\"\n", hash)
+	b.WriteString("echo burst-probe\nuname -sm\n")
+	fmt.Fprintf(&b, "d=\"%s\"\n", remoteBinDir(hash))
 	b.WriteString("if [ -x \"$d/burst\" ]; then echo \"cached $d/burst\"; else echo \"cachedir $d\"; fi\n")
 	b.WriteString("if p=$(command -v burst 2>/dev/null); then echo \"onpath $p\"; fi\n")
 	if python != "" {
@@ -226,11 +287,11 @@ func parseProbe(out string) (probe, error) {
 	var p probe
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	// What a login shell prints comes first; the probe's output is the
-	// last lines, from uname to "end".
+	// last lines, from its marker to "end".
 	start := -1
 	for i, l := range lines {
-		if l == "cores" || strings.HasPrefix(l, "cores ") {
-			start = i - 1
+		if l == "burst-probe" && i+1 < len(lines) {
+			start = i + 1
 		}
 	}
 	if start < 0 || lines[len(lines)-1] != "end" {
@@ -244,8 +305,6 @@ func parseProbe(out string) (probe, error) {
 	for _, l := range lines[start+1:] {
 		k, v, _ := strings.Cut(l, " ")
 		switch k {
-		case "cores":
-			p.cores, _ = strconv.Atoi(strings.TrimSpace(v))
 		case "cached":
 			p.cached = v
 		case "cachedir":
@@ -315,44 +374,43 @@ func binaryHash(path string) (string, error) {
 	return sum, nil
 }
 
-// prepare probes host and copies burst there if needed. It returns the
-// remote burst's path and the slots to run.
-func (s *SSH) prepare(ctx context.Context, host SSHHost) (string, int, error) {
-	binary := s.Binary
-	if binary == "" {
-		var err error
-		if binary, err = os.Executable(); err != nil {
-			return "", 0, fmt.Errorf("finding burst's own binary: %w", err)
+// ownBinary returns the burst binary to copy and its hash (shortened).
+func (s *SSH) ownBinary() (path, hash string, err error) {
+	path = s.Binary
+	if path == "" {
+		if path, err = os.Executable(); err != nil {
+			return "", "", fmt.Errorf("finding burst's own binary: %w", err)
 		}
 	}
-	hash, err := binaryHash(binary)
+	hash, err = binaryHash(path)
 	if err != nil {
-		return "", 0, fmt.Errorf("reading burst's own binary: %w", err)
+		return "", "", fmt.Errorf("reading burst's own binary: %w", err)
 	}
-	hash = hash[:24]
+	return path, hash[:24], nil
+}
+
+// prepare probes host and copies burst there if needed. It returns the
+// remote burst's path.
+func (s *SSH) prepare(ctx context.Context, host SSHHost, binary, hash string) (string, error) {
 	out, err := s.output(ctx, host, "sh -s", strings.NewReader(probeScript(hash, s.Python)))
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	p, err := parseProbe(out)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	bin, copyTo, err := p.choose(s.Python)
 	if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	if copyTo != "" {
 		if err := s.install(ctx, host, binary, copyTo); err != nil {
-			return "", 0, fmt.Errorf("copying burst there: %w", err)
+			return "", fmt.Errorf("copying burst there: %w", err)
 		}
 		s.Logger.Info("copied burst", "host", host.Name(), "to", bin)
 	}
-	slots := host.Slots
-	if slots == 0 {
-		slots = max(1, p.cores)
-	}
-	return bin, slots, nil
+	return bin, nil
 }
 
 // output runs remote on host with stdin and returns its stdout.
@@ -397,28 +455,13 @@ func (s *SSH) install(ctx context.Context, host SSHHost, binary, dir string) err
 	return err
 }
 
-// work runs the remote worker and serves the store to it until it exits.
-func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin string, slots int) error {
+// work runs the remote worker with the remote command line and serves the
+// store to it until it exits. onReady is called when the worker has
+// opened the stream and says how many slots it runs. It returns
+// errNotCached when the command found no copy of burst.
+func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, remote string, onReady func(slots int)) error {
 	name := host.Name()
-	args := []string{bin, "worker", "--stdio", "--host-name", name, "--workers", strconv.Itoa(slots)}
-	if s.Python != "" {
-		args = append(args, "--python", s.Python)
-	}
-	if s.Heartbeat > 0 {
-		args = append(args, "--heartbeat", s.Heartbeat.String())
-	}
-	if s.Verbose {
-		args = append(args, "--verbose")
-	}
-	if s.Stream.PingEvery > 0 {
-		args = append(args, "--keepalive", s.Stream.PingEvery.String())
-	}
-	args = append(args, "--", run.ID)
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = shellQuote(a)
-	}
-	cmd := s.command(host, "exec "+strings.Join(quoted, " "))
+	cmd := s.command(host, remote)
 	// Pipes of our own, not exec's: this side closes them when the
 	// stream ends (a stalled session's reads and writes end with them),
 	// and Wait never closes them under a read.
@@ -450,7 +493,15 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	opts := s.Stream
 	opts.OnNotify = func(p []byte) {
 		var e remoteEvent
-		if s.OnEvent == nil || json.Unmarshal(p, &e) != nil {
+		if json.Unmarshal(p, &e) != nil {
+			return
+		}
+		if e.Kind == "ready" {
+			stderr.live.Store(true)
+			onReady(e.Slots)
+			return
+		}
+		if s.OnEvent == nil {
 			return
 		}
 		switch e.Kind {
@@ -523,11 +574,19 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 	if ctx.Err() != nil {
 		return nil
 	}
+	var ee *exec.ExitError
+	select {
+	case <-srv.Opened():
+	default:
+		if errors.As(waitErr, &ee) && ee.ExitCode() == notCachedStatus {
+			return errNotCached
+		}
+	}
 	if waitErr != nil {
 		if staging.StreamClosedError(serveErr) && !errors.Is(serveErr, context.Canceled) {
-			return fmt.Errorf("session lost: %w", serveErr)
+			return serveErr
 		}
-		return fmt.Errorf("session lost: %w", sshError(waitErr, stderr.String()))
+		return sshError(waitErr, stderr.String())
 	}
 	return nil
 }
@@ -537,6 +596,9 @@ func (s *SSH) work(ctx context.Context, run *staging.Run, host SSHHost, bin stri
 type lineLog struct {
 	out  func(host, line string)
 	host string
+	// live is set once the worker works: what comes before is ssh's or
+	// the remote shell's, and is kept for the error message only.
+	live atomic.Bool
 	mu   sync.Mutex
 	part []byte
 	tail []string
@@ -556,7 +618,9 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		if line == "" {
 			continue
 		}
-		l.out(l.host, line)
+		if l.live.Load() {
+			l.out(l.host, line)
+		}
 		l.tail = append(l.tail, line)
 		if len(l.tail) > 20 {
 			l.tail = l.tail[1:]

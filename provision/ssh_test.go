@@ -69,18 +69,17 @@ func TestProbeChoice(t *testing.T) {
 	tests := []struct {
 		name, out, python string
 		bin, copyTo, err  string
-		cores             int
 	}{
-		{name: "copy", out: uname + "\ncores 8\ncachedir /h/.cache/burst/bin/ab\npython /usr/bin/python3\nend\n",
-			bin: "/h/.cache/burst/bin/ab/burst", copyTo: "/h/.cache/burst/bin/ab", cores: 8},
-		{name: "cached", out: "Welcome!\n" + uname + "\ncores 2\ncached /h/c/burst\nonpath /usr/bin/burst\npython /opt/Slicer/bin/PythonSlicer\nend\n",
-			bin: "/h/c/burst", cores: 2},
-		{name: "other platform, burst on PATH", out: other + "\ncores 4\ncachedir /h/c\nonpath /usr/local/bin/burst\npython /usr/bin/python3\nend\n",
-			bin: "/usr/local/bin/burst", cores: 4},
-		{name: "other platform, no burst", out: other + "\ncores 4\ncachedir /h/c\npython /usr/bin/python3\nend\n",
+		{name: "copy", out: "burst-probe\n" + uname + "\ncachedir /h/.cache/burst/bin/ab\npython /usr/bin/python3\nend\n",
+			bin: "/h/.cache/burst/bin/ab/burst", copyTo: "/h/.cache/burst/bin/ab"},
+		{name: "cached", out: "Welcome!\nburst-probe\n" + uname + "\ncached /h/c/burst\nonpath /usr/bin/burst\npython /opt/Slicer/bin/PythonSlicer\nend\n",
+			bin: "/h/c/burst"},
+		{name: "other platform, burst on PATH", out: "burst-probe\n" + other + "\ncachedir /h/c\nonpath /usr/local/bin/burst\npython /usr/bin/python3\nend\n",
+			bin: "/usr/local/bin/burst"},
+		{name: "other platform, no burst", out: "burst-probe\n" + other + "\ncachedir /h/c\npython /usr/bin/python3\nend\n",
 			err: "it is SunOS sparc64, this burst is for"},
-		{name: "no python", out: uname + "\ncores 4\ncachedir /h/c\nend\n", err: "no PythonSlicer or python3"},
-		{name: "no given python", out: uname + "\ncores 4\ncachedir /h/c\nend\n", python: "/opt/py", err: "no interpreter /opt/py there"},
+		{name: "no python", out: "burst-probe\n" + uname + "\ncachedir /h/c\nend\n", err: "no PythonSlicer or python3"},
+		{name: "no given python", out: "burst-probe\n" + uname + "\ncachedir /h/c\nend\n", python: "/opt/py", err: "no interpreter /opt/py there"},
 		{name: "garbage", out: "command not found\n", err: "unexpected answer"},
 	}
 	for _, tc := range tests {
@@ -96,8 +95,8 @@ func TestProbeChoice(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || bin != tc.bin || copyTo != tc.copyTo || p.cores != tc.cores {
-				t.Fatalf("got %q, %q, cores %d, %v; want %q, %q, %d", bin, copyTo, p.cores, err, tc.bin, tc.copyTo, tc.cores)
+			if err != nil || bin != tc.bin || copyTo != tc.copyTo {
+				t.Fatalf("got %q, %q, %v; want %q, %q", bin, copyTo, err, tc.bin, tc.copyTo)
 			}
 		})
 	}

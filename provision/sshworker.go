@@ -19,7 +19,8 @@ import (
 // one worker whose run store is served by the burst that started it, over
 // this process's stdin and stdout.
 type StdioWorker struct {
-	// Slots, Python, Heartbeat and Logger are as for Local.
+	// Slots, Python, Heartbeat and Logger are as for Local (Slots 0: the
+	// machine's cores).
 	Slots     int
 	Python    string
 	Heartbeat time.Duration
@@ -108,6 +109,10 @@ func (w StdioWorker) Run(ctx context.Context, runID string, in, out *os.File) (e
 	if err != nil {
 		return executor.Summary{}, err
 	}
+	slots := w.Slots
+	if slots == 0 {
+		slots = Cores()
+	}
 	dir := w.Dir
 	if dir == "" {
 		dir = DefaultDir()
@@ -121,8 +126,9 @@ func (w StdioWorker) Run(ctx context.Context, runID string, in, out *os.File) (e
 			_ = client.Notify(wctx, data)
 		}
 	}
+	notify(remoteEvent{Kind: "ready", Slots: slots})
 	sum, err := executor.Run(wctx, executor.Config{
-		Run: run, Slots: w.Slots, Python: w.Python, ID: id, Host: w.Host,
+		Run: run, Slots: slots, Python: w.Python, ID: id, Host: w.Host,
 		WorkDir: work, CacheDir: CacheDir(dir), Heartbeat: w.Heartbeat, Logger: log, Wait: true,
 		OnEvent: func(e executor.Event) {
 			switch e.Kind {

@@ -229,6 +229,9 @@ func (s *StreamServer) Serve(ctx context.Context, r io.Reader, w io.Writer, clos
 	return c.Err()
 }
 
+// Opened is closed once the client has opened the stream.
+func (s *StreamServer) Opened() <-chan struct{} { return s.ready }
+
 // Notify sends payload (at most 1 MiB) to the client's OnNotify. It waits
 // until the stream is open, and fails once it has closed.
 func (s *StreamServer) Notify(ctx context.Context, payload []byte) error {

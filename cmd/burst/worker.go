@@ -245,8 +245,8 @@ func lookupInstance(ctx context.Context, api executor.MetadataAPI, wait time.Dur
 // runStdioWorker is the remote end of burst submit --ssh: its output goes
 // to stderr, as stdout carries the store stream.
 func runStdioWorker(ctx context.Context, o *workerOptions) error {
-	if o.slots < 1 {
-		return usageErrorf("--workers must be at least 1, got %d", o.slots)
+	if o.slots < 0 {
+		return usageErrorf("--workers must be 0 (the cores) or more, got %d", o.slots)
 	}
 	in, out, err := provision.TakeStdio()
 	if err != nil {
