@@ -97,7 +97,10 @@ func cmdSSHKill(ts *testscript.TestScript, neg bool, args []string) {
 	if f, ok := strings.CutPrefix(host, "@"); ok {
 		host, _, _ = strings.Cut(ts.ReadFile(f), "\n")
 	}
-	want := []byte("'--host-name' " + shellQuoteTest(host) + " ")
+	// This script's sessions only: scripts run in parallel, each with an
+	// sshd and an ssh configuration of its own.
+	own := []byte("\x00" + scriptSSHD(ts).Config + "\x00")
+	want := []byte("--host-name")
 	ents, _ := os.ReadDir("/proc")
 	killed := 0
 	for _, e := range ents {
@@ -110,7 +113,9 @@ func cmdSSHKill(ts *testscript.TestScript, neg bool, args []string) {
 			continue
 		}
 		argv := bytes.Split(cmdline, []byte{0})
-		if filepath.Base(string(argv[0])) != "ssh" || !bytes.Contains(cmdline, want) {
+		// The remote command names the host, quoted (once or twice).
+		if filepath.Base(string(argv[0])) != "ssh" || !bytes.Contains(cmdline, own) || !bytes.Contains(cmdline, want) ||
+			!bytes.Contains(cmdline, []byte(shellQuoteTest(host))) {
 			continue
 		}
 		if err := syscall.Kill(pid, sig); err == nil {
