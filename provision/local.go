@@ -1,7 +1,7 @@
 // Package provision finds the machines that a run's workers run on and
 // sizes them for the queue. Local is this machine: one worker process with
 // a slot per core. SSH runs workers on machines reached over ssh, serving
-// them the run store over the session (StdioWorker is their end), and Pool
+// them the run store over the session (StdioWorker is their end), and Machines
 // runs this machine's and the ssh hosts' workers together. On EC2: Catalog and the prices give the offers, Plan
 // sizes a fleet for the queue within a budget and a deadline, UserData is
 // the boot script that runs a worker and ends the instance, Launch starts

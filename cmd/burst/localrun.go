@@ -108,7 +108,7 @@ func (l *localRun) execute(ctx context.Context) error {
 			finished <- e.Status
 		}
 	}
-	pool := provision.Pool{
+	pool := provision.Machines{
 		Hosts: l.hosts, OnEvent: onEvent,
 		SSH: provision.SSH{
 			Python: l.sshPython, Heartbeat: 2 * time.Second, Logger: slog.Default(), Verbose: l.g.verbose,

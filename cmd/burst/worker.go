@@ -295,7 +295,7 @@ func runSSHWorkers(ctx context.Context, o *workerOptions) error {
 		return protocolUsageError(err)
 	}
 	w := o.g.io.Out
-	pool := provision.Pool{
+	pool := provision.Machines{
 		Hosts: o.ssh.hosts,
 		SSH: provision.SSH{
 			Python: o.python, Heartbeat: o.heartbeat, Logger: slog.Default(), Verbose: o.g.verbose,

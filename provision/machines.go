@@ -11,8 +11,8 @@ import (
 	"github.com/slicerburst/burst/staging"
 )
 
-// Pool runs a run's workers on this machine and on ssh hosts at once.
-type Pool struct {
+// Machines runs a run's workers on this machine and on ssh hosts at once.
+type Machines struct {
 	// Local is this machine's worker; nil for none here.
 	Local *Local
 	// SSH starts the workers of Hosts.
@@ -44,7 +44,7 @@ func LocalHost() string {
 // are stopped and release their chunks). A host that cannot start or is
 // lost is reported to OnHostError, and the others go on; when none is left
 // and there is no local worker, Run returns an error wrapping ErrNoWorkers.
-func (p Pool) Run(ctx context.Context, run *staging.Run) error {
+func (p Machines) Run(ctx context.Context, run *staging.Run) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
