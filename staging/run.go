@@ -204,6 +204,7 @@ func (r *Run) prefix() string { return "runs/" + r.ID + "/" }
 
 // Keys of the run's objects.
 func (r *Run) ManifestKey() string           { return r.prefix() + "manifest.json" }
+func (r *Run) OwnerKey() string              { return r.prefix() + "owner.json" }
 func (r *Run) ScriptKey(name string) string  { return r.prefix() + "script/" + name }
 func (r *Run) TaskKey(task string) string    { return r.prefix() + "tasks/" + task + ".pkl" }
 func (r *Run) LeaseKey(chunk int) string     { return fmt.Sprintf("%sleases/%06d", r.prefix(), chunk) }

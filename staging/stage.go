@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,8 +41,10 @@ type StageRequest struct {
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// NewRunID returns a fresh run id: the script's name, the time, and random
-// bits ("offset-20261125-071530-3fa9").
+// NewRunID returns a fresh run id: the script's name, the time, and 64
+// random bits ("offset-20261125-071530-3fa94c0e1b7d2a55"), so that two
+// submits of one script in the same second do not collide (and if they
+// ever did, Stage's claim of the run's prefix would refuse the second).
 func NewRunID(script string, now time.Time) string {
 	base := strings.TrimSuffix(filepath.Base(script), filepath.Ext(script))
 	base = strings.Trim(unsafeChars.ReplaceAllString(base, "-"), "-._")
@@ -51,16 +54,24 @@ func NewRunID(script string, now time.Time) string {
 	if base == "" {
 		base = "run"
 	}
-	var b [2]byte
+	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%s-%s", base, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
 }
 
-// Stage writes a new run to the store: script, shared files (once, by
-// content hash), inputs, and last the manifest, which makes the run
-// visible. If anything fails, what was written for the run is removed
-// again (shared files stay: they are content-addressed and may serve other
-// runs).
+// ErrRunExists means a run with the requested id is already in the store
+// (or being staged): Stage wrote nothing.
+var ErrRunExists = errors.New("run id already taken")
+
+// Stage writes a new run to the store. It first claims the run's prefix
+// with a create-only owner object (runs/<id>/owner.json), so that of two
+// submits with one id exactly one goes on and the other fails with
+// ErrRunExists having written nothing; then it writes the script, the
+// shared files (once, by content hash), the inputs, and last the manifest,
+// which makes the run visible. If anything fails after the claim, Stage
+// removes exactly the objects it wrote, and the owner object last; never
+// another run's, and never shared files (content-addressed, they may
+// serve other runs).
 func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error) {
 	m := req.Manifest
 	m.Protocol = Protocol
@@ -88,20 +99,25 @@ func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error)
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("staging run: %w", err)
 	}
-	if _, err := s.Stat(ctx, run.ManifestKey()); err == nil {
-		return nil, fmt.Errorf("run %s already exists in %s", m.ID, s.Location())
+	owner, _ := json.Marshal(map[string]any{"created": m.Created})
+	if _, err := s.Create(ctx, run.OwnerKey(), owner); errors.Is(err, ErrExists) {
+		return nil, fmt.Errorf("run %s in %s: %w", m.ID, s.Location(), ErrRunExists)
+	} else if err != nil {
+		return nil, fmt.Errorf("claiming run id %s: %w", m.ID, err)
 	}
 
+	written := &keySet{}
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if derr := DeleteRun(cctx, run); derr != nil {
+			if derr := deleteKeys(cctx, s, append(written.list(), run.OwnerKey())); derr != nil {
 				err = fmt.Errorf("%w (and removing the partly staged run failed: %v; remove %s by hand)", err, derr, run.Location())
 			}
 		}
 	}()
 
+	written.add(run.ScriptKey(m.Script))
 	if _, err := s.PutFile(ctx, run.ScriptKey(m.Script), req.ScriptPath); err != nil {
 		return run, fmt.Errorf("uploading script: %w", err)
 	}
@@ -114,13 +130,13 @@ func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error)
 	for i, in := range req.Inputs {
 		objs[i] = object{run.TaskKey(in.ID), in.Pickle}
 	}
-	if err := putAll(ctx, s, objs, req.Progress); err != nil {
+	if err := putAll(ctx, s, objs, req.Progress, written); err != nil {
 		return run, fmt.Errorf("uploading inputs: %w", err)
 	}
 	if bundles, err := makeBundles(run, &m, req.Inputs); err != nil {
 		return run, err
 	} else if bundles != nil {
-		if err := putAll(ctx, s, bundles, nil); err != nil {
+		if err := putAll(ctx, s, bundles, nil, written); err != nil {
 			return run, fmt.Errorf("uploading input bundles: %w", err)
 		}
 		m.Bundles = true
@@ -129,10 +145,44 @@ func Stage(ctx context.Context, s Store, req StageRequest) (run *Run, err error)
 	if err != nil {
 		return run, fmt.Errorf("encoding manifest: %w", err)
 	}
+	written.add(run.ManifestKey())
 	if _, err := s.Create(ctx, run.ManifestKey(), data); err != nil {
 		return run, fmt.Errorf("writing manifest: %w", err)
 	}
 	return run, nil
+}
+
+// keySet records the keys a Stage call wrote (or may have written), for
+// its cleanup.
+type keySet struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keySet) add(key string) {
+	k.mu.Lock()
+	k.keys = append(k.keys, key)
+	k.mu.Unlock()
+}
+
+func (k *keySet) list() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.keys)
+}
+
+// deleteKeys deletes keys in order, the manifest first if among them, so
+// that a half-deleted run is not mistaken for one.
+func deleteKeys(ctx context.Context, s Store, keys []string) error {
+	if i := slices.IndexFunc(keys, func(k string) bool { return strings.HasSuffix(k, "/manifest.json") }); i > 0 {
+		keys[0], keys[i] = keys[i], keys[0]
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func hashShared(paths []string) ([]SharedFile, error) {
@@ -241,8 +291,8 @@ func (r *Run) ReadBundle(ctx context.Context, chunk int) (map[string][]byte, err
 }
 
 // putAll writes objects, uploadParallelism at a time, calling progress
-// after each.
-func putAll(ctx context.Context, s Store, objs []object, progress func(int, int)) error {
+// after each and recording each key in written before writing it.
+func putAll(ctx context.Context, s Store, objs []object, progress func(int, int), written *keySet) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	next := make(chan object)
@@ -254,6 +304,7 @@ func putAll(ctx context.Context, s Store, objs []object, progress func(int, int)
 		go func() {
 			defer wg.Done()
 			for o := range next {
+				written.add(o.key)
 				if _, err := s.Put(ctx, o.key, o.data); err != nil {
 					cancel(err)
 					return
