@@ -97,9 +97,10 @@ pickle.dump({"i": p["i"]}, sys.stdout.buffer)
 	}
 }
 
-// TestS3ResultWrittenOnce: a result already in the bucket (a worker that
-// lost its lease got there first) is never overwritten by a later one.
-func TestS3ResultWrittenOnce(t *testing.T) {
+// TestS3CommitWrittenOnce: a task committed by one execution (a worker
+// that lost its lease got there first) keeps that execution's status and
+// output; a later execution's output is removed, never counted.
+func TestS3CommitWrittenOnce(t *testing.T) {
 	srv := testminio.Start(t)
 	store := staging.NewS3Store(srv.Client(t, staging.S3ClientOptions(true)), srv.NewBucket(t), "", nil)
 	t.Setenv("BURST_TEST_DIR", t.TempDir())
@@ -121,18 +122,25 @@ func TestS3ResultWrittenOnce(t *testing.T) {
 	first := pickle.NewDict()
 	first.Set("by", "the first writer")
 	firstData, _ := pickle.Marshal(first)
-	if _, err := store.Create(ctx, run.ResultKey("t7"), firstData); err != nil {
+	if _, err := store.Put(ctx, run.ResultKey("t7", "first"), firstData); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.CommitStatus(ctx, &staging.Status{Task: "t7", Exec: "first", Status: staging.StatusOK, Attempts: 1}); err != nil {
 		t.Fatal(err)
 	}
 	sum, err := executor.Run(ctx, executor.Config{Run: run, Slots: 1, Python: testpy.Python(t), WorkDir: t.TempDir()})
-	if err != nil || sum.OK != 1 {
-		t.Fatalf("Run: %+v, %v", sum, err)
+	if err != nil || sum.OK != 1 || sum.Duplicates != 1 {
+		t.Fatalf("Run: %+v, %v; want 1 ok, a duplicate", sum, err)
 	}
-	got, _, err := store.Get(ctx, run.ResultKey("t7"))
+	again, _ := staging.OpenRun(store, run.ID) // no cached statuses
+	got, err := again.Output(ctx, "t7")
 	if err != nil || string(got) != string(firstData) {
-		t.Errorf("result after a second write: %q, %v; want the first, intact", got, err)
+		t.Errorf("output after a second execution: %q, %v; want the first, intact", got, err)
 	}
-	if _, err := store.Create(ctx, run.ResultKey("t7"), []byte("third")); !errors.Is(err, staging.ErrExists) {
-		t.Errorf("a third Create: %v, want ErrExists", err)
+	if objs, _ := store.List(ctx, "runs/"+run.ID+"/results/"); len(objs) != 1 {
+		t.Errorf("results/ holds %d objects, want the winner's alone", len(objs))
+	}
+	if _, err := run.CommitStatus(ctx, &staging.Status{Task: "t7", Exec: "third", Status: staging.StatusFailed}); !errors.Is(err, staging.ErrExists) {
+		t.Errorf("a third commit: %v, want ErrExists", err)
 	}
 }

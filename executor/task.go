@@ -2,9 +2,9 @@ package executor
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,23 +173,25 @@ func (w *worker) runTask(ctx context.Context, t taskRef) {
 // store failures.
 func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging.Status, error) {
 	if input == nil {
-		var err error
-		if input, _, err = w.run.Store.Get(ctx, w.run.TaskKey(id)); err != nil {
-			if ctx.Err() != nil {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("reading input: %w", err)
+		if err := w.store(ctx, "reading input of task "+id, func(ctx context.Context) (err error) {
+			input, _, err = w.run.Store.Get(ctx, w.run.TaskKey(id))
+			return err
+		}); err != nil {
+			return nil, nil
 		}
 	}
 	scratch := filepath.Join(w.cfg.WorkDir, "runs", w.run.ID, "tmp", id)
 	defer os.RemoveAll(scratch)
 
+	// This execution's own name: its output and logs are stored under
+	// it, and the status that commits the task names it.
+	exec := newExecID()
 	var (
-		st      staging.Status
+		st      = staging.Status{Task: id, Exec: exec, Worker: w.cfg.ID}
 		a       attempt
 		output  []byte
 		reason  string
-		logAtts []int
+		written []string // keys this execution wrote
 	)
 	retries := w.man.Retries
 	for n := 1; n <= retries+1; n++ {
@@ -217,10 +219,15 @@ func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging
 			output = a.stdout
 		}
 		if len(a.stderr) > stderrTail {
-			if _, err := w.run.Store.Put(ctx, w.run.LogKey(id, n), a.stderr); err != nil {
-				return nil, fmt.Errorf("storing stderr: %w", err)
+			key := w.run.LogKey(id, exec, n)
+			written = append(written, key)
+			if err := w.store(ctx, "storing stderr", func(ctx context.Context) error {
+				_, err := w.run.Store.Put(ctx, key, a.stderr)
+				return err
+			}); err != nil {
+				return nil, nil
 			}
-			logAtts = append(logAtts, n)
+			st.LogAttempts = append(st.LogAttempts, n)
 		}
 		if reason == "" {
 			break
@@ -228,41 +235,67 @@ func (w *worker) execute(ctx context.Context, id string, input []byte) (*staging
 		w.log.Info("attempt failed", "task", id, "attempt", n, "reason", reason)
 		os.RemoveAll(scratch)
 	}
-	st.Task = id
-	st.Worker = w.cfg.ID
 	st.Host = w.cfg.Host
 	st.DurationS = round3(a.duration)
 	st.MaxRSSKB = a.maxRSSKB
 	st.StderrTail = tail(a.stderr, stderrTail)
-	st.LogAttempts = logAtts
-	st.Finished = time.Now().UTC()
+	st.Finished = w.now().UTC()
 	if a.startErr == nil {
 		code := a.exitCode
 		st.ExitCode = &code
 	}
 	if reason == "" {
 		st.Status = staging.StatusOK
-		if _, err := w.run.Store.Create(ctx, w.run.ResultKey(id), output); err != nil && !errors.Is(err, staging.ErrExists) {
-			return nil, fmt.Errorf("writing result: %w", err)
-		} else if err != nil {
-			w.log.Info("result already written by another worker; keeping the first", "task", id)
+		key := w.run.ResultKey(id, exec)
+		written = append(written, key)
+		if err := w.store(ctx, "writing result", func(ctx context.Context) error {
+			_, err := w.run.Store.Put(ctx, key, output)
+			return err
+		}); err != nil {
+			return nil, nil
 		}
 	} else {
 		st.Status = staging.StatusFailed
 		st.Error = reason
 	}
-	data, _ := json.MarshalIndent(st, "", "  ")
-	if _, err := w.run.Store.Create(ctx, w.run.StatusKey(id), data); errors.Is(err, staging.ErrExists) {
-		w.mu.Lock()
-		w.summary.Duplicates++
-		w.mu.Unlock()
-		if cur, err := w.run.ReadStatus(ctx, id); err == nil {
-			return cur, nil
+	return w.commit(ctx, &st, written)
+}
+
+// commit creates the task's status, the commit point of its execution.
+// When another execution committed first, this one's output and logs are
+// removed and the winner's status is returned.
+func (w *worker) commit(ctx context.Context, st *staging.Status, written []string) (*staging.Status, error) {
+	var cur *staging.Status
+	err := w.store(ctx, "committing", func(ctx context.Context) (err error) {
+		cur, err = w.run.CommitStatus(ctx, st)
+		if errors.Is(err, staging.ErrExists) {
+			return nil
 		}
-	} else if err != nil {
-		return nil, fmt.Errorf("writing status: %w", err)
+		return err
+	})
+	if err != nil {
+		return nil, nil // ctx ended
 	}
-	return &st, nil
+	if cur.Exec == st.Exec {
+		return cur, nil
+	}
+	w.log.Info("task already committed by another execution; discarding this one's", "task", st.Task, "winner", cur.Exec, "worker", cur.Worker)
+	w.mu.Lock()
+	w.summary.Duplicates++
+	w.mu.Unlock()
+	for _, k := range written {
+		if err := w.run.Store.Delete(ctx, k); err != nil && ctx.Err() == nil {
+			w.log.Warn("removing a losing execution's file", "key", k, "err", err)
+		}
+	}
+	return cur, nil
+}
+
+// newExecID names one execution of one task: 48 random bits.
+func newExecID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // failureReason says why an attempt failed, or "" when it succeeded.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -75,6 +76,11 @@ type Config struct {
 	Instance *Instance
 	// Warm tunes the task servers of a warm run (see WarmLimits).
 	Warm WarmLimits
+	// Clock is this machine's clock (time.Now when nil), used only for
+	// what people read: heartbeats, finish times. Leases are judged by the
+	// store's clock and by elapsed time, so a machine whose clock is off
+	// works like any other.
+	Clock func() time.Time
 }
 
 // EventKind says what happened to a task.
@@ -563,6 +569,45 @@ func (w *worker) writeHeartbeat(ctx context.Context, state string) {
 	data, _ := json.Marshal(hb)
 	if _, err := w.run.Store.Put(ctx, w.run.WorkerKey(w.cfg.ID), data); err != nil && ctx.Err() == nil {
 		w.log.Warn("writing heartbeat", "err", err)
+	}
+}
+
+// now reads the machine's clock (see Config.Clock).
+func (w *worker) now() time.Time {
+	if w.cfg.Clock != nil {
+		return w.cfg.Clock()
+	}
+	return time.Now()
+}
+
+// store runs one store operation, trying it again with backoff after
+// errors for as long as ctx lasts: a store outage stalls the worker but
+// does not end it. It returns nil, or ctx's error, or an error no retry
+// can fix (the bucket is gone, access denied, the run removed), after
+// which the worker stops.
+func (w *worker) store(ctx context.Context, what string, op func(context.Context) error) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, staging.ErrAccess) || errors.Is(err, staging.ErrNotFound) {
+			// No access, or the run was removed under us.
+			w.fail(fmt.Errorf("%s: %w", what, err))
+			return err
+		}
+		wait := backoff/2 + mrand.N(backoff)
+		w.log.Warn("store operation failed; trying again", "op", what, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 

@@ -141,7 +141,7 @@ func (f *fixture) status(t *testing.T, task string) *staging.Status {
 
 func (f *fixture) output(t *testing.T, task string) *pickle.Dict {
 	t.Helper()
-	data, _, err := f.store.Get(context.Background(), f.run.ResultKey(task))
+	data, err := f.run.Output(context.Background(), task)
 	if err != nil {
 		t.Fatalf("result of %s: %v", task, err)
 	}
@@ -316,7 +316,7 @@ func TestFailuresAreRecordedAndTheRunGoesOn(t *testing.T) {
 		if st.ExitCode == nil || *st.ExitCode != c.exit {
 			t.Errorf("task %s: exit code %v, want %d", c.task, st.ExitCode, c.exit)
 		}
-		if _, err := f.store.Stat(context.Background(), f.run.ResultKey(c.task)); !errors.Is(err, staging.ErrNotFound) {
+		if _, err := f.store.Stat(context.Background(), f.run.ResultKey(c.task, st.Exec)); !errors.Is(err, staging.ErrNotFound) {
 			t.Errorf("failed task %s has a result (%v)", c.task, err)
 		}
 	}
@@ -635,7 +635,7 @@ func TestManifestProtocolMismatch(t *testing.T) {
 	_, err := executor.Run(context.Background(), f.config(t, 1))
 	var pe *staging.ProtocolError
 	if !errors.As(err, &pe) || pe.Protocol != 99 || pe.Run != f.run.ID ||
-		!strings.Contains(err.Error(), "was staged by a burst with protocol 99; this burst speaks 1") {
+		!strings.Contains(err.Error(), "was staged by a burst with protocol 99; this burst speaks 2") {
 		t.Errorf("Run on a protocol-99 run: %v", err)
 	}
 	// Refused before any work: no lease, no heartbeat.

@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -56,7 +57,7 @@ func TestLookupMoto(t *testing.T) {
 		t.Fatalf("fresh moto: %v, %v", ids(list), err)
 	}
 	_, err = Newest(ctx, c, testmoto.Region, staging.Protocol)
-	if err == nil || err.Error() != "no burst AMI for protocol 1 in us-east-1: build one with burst image build, or pass --ami" {
+	if err == nil || err.Error() != fmt.Sprintf("no burst AMI for protocol %d in us-east-1: build one with burst image build, or pass --ami", staging.Protocol) {
 		t.Fatalf("fresh moto: %v", err)
 	}
 

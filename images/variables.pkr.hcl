@@ -82,7 +82,7 @@ variable "burst_binary" {
 
 variable "burst_protocol" {
   type        = string
-  default     = "1"
+  default     = "2"
   description = "Run-layout protocol of the burst binary (staging.Protocol); burst only launches images whose tag matches."
 
   validation {

@@ -113,7 +113,7 @@ pickle.dump({"i": p["i"], "cwd": os.getcwd(), "shared": shared}, sys.stdout.buff
 		t.Errorf("at most %d tasks ran at once, want 3", peak)
 	}
 	for _, in := range inputs {
-		data, _, err := store.Get(ctx, run.ResultKey(in.ID))
+		data, err := run.Output(ctx, in.ID)
 		if err != nil {
 			t.Fatalf("result of %s: %v", in.ID, err)
 		}

@@ -143,7 +143,10 @@ func (c *Collector) Collect(ctx context.Context, task string, st *Status) error 
 		Params: decodeJSON(input), Output: json.RawMessage("null"),
 	}
 	if st.Status == StatusOK {
-		output, _, err := c.run.Store.Get(ctx, c.run.ResultKey(task))
+		output, _, err := c.run.Store.Get(ctx, c.run.ResultKey(task, st.Exec))
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("collecting task %s: the output its status names (execution %s) is missing", task, st.Exec)
+		}
 		if err != nil {
 			return fmt.Errorf("collecting task %s: output: %w", task, err)
 		}
@@ -183,12 +186,30 @@ func (c *Collector) Collect(ctx context.Context, task string, st *Status) error 
 	return nil
 }
 
+// Output returns a finished task's committed output: that of the
+// execution its status names. It returns ErrNotFound when the task has
+// not finished, and an error when it failed.
+func (r *Run) Output(ctx context.Context, task string) ([]byte, error) {
+	st, err := r.ReadStatus(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status != StatusOK {
+		return nil, fmt.Errorf("task %s failed: %s", task, st.Error)
+	}
+	data, _, err := r.Store.Get(ctx, r.ResultKey(task, st.Exec))
+	if err != nil {
+		return nil, fmt.Errorf("output of task %s: %w", task, err)
+	}
+	return data, nil
+}
+
 // Stderr returns a finished task's stderr from its last attempt: the full
 // log when one was stored, else the tail kept in its status.
 func (r *Run) Stderr(ctx context.Context, st *Status) ([]byte, error) {
 	for _, a := range st.LogAttempts {
 		if a == st.Attempts {
-			data, _, err := r.Store.Get(ctx, r.LogKey(st.Task, a))
+			data, _, err := r.Store.Get(ctx, r.LogKey(st.Task, st.Exec, a))
 			if err != nil {
 				return nil, fmt.Errorf("reading stderr log: %w", err)
 			}

@@ -103,7 +103,11 @@ func (r *Run) Claim(ctx context.Context, chunk int, worker string, ttl time.Dura
 	if err != nil {
 		return nil, 0, Lease{}, fmt.Errorf("taking over chunk %d: %w", chunk, err)
 	}
-	return &HeldLease{run: r, Chunk: chunk, Lease: taken, etag: etag, TakenOver: true}, Claimed, Lease{}, nil
+	h := &HeldLease{run: r, Chunk: chunk, Lease: taken, etag: etag, TakenOver: true}
+	if err := h.mark(ctx, TakeoverMarker); err != nil {
+		return nil, 0, Lease{}, err
+	}
+	return h, Claimed, Lease{}, nil
 }
 
 // ClaimFresh claims a chunk that was seen without a lease: it only tries to
@@ -180,6 +184,10 @@ func (h *HeldLease) Complete(ctx context.Context, finished []int) error {
 const (
 	DoneMarker     = ".done"
 	ReleasedMarker = ".released"
+	// TakeoverMarker is written by a worker that took the chunk over,
+	// before it starts any of its tasks: from then on, two executions of
+	// one of its tasks may have overlapped (see Run.ReadProgress).
+	TakeoverMarker = ".takeover"
 )
 
 // mark writes a marker beside the lease (see Lease).

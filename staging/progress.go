@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -98,9 +100,16 @@ type Progress struct {
 // Done returns the number of finished tasks.
 func (p Progress) Done() int { return p.OK + p.Failed }
 
-// ReadProgress rebuilds the run's progress from its statuses, results and
-// heartbeats: two listings and one read per worker, whatever the number of
-// tasks read.
+// ReadProgress rebuilds the run's progress from the commit points of its
+// tasks (see Status) and its heartbeats: three listings and one read per
+// worker, whatever the number of tasks, plus one read of each finished
+// task (once per Run) in the chunks whose executions may have overlapped.
+//
+// A task is finished when its status exists. It failed when no execution
+// wrote an output. When some did, it succeeded, unless its chunk was ever
+// taken over (a takeover marker beside its lease): only then may an
+// output be a losing execution's, and the status, which names the
+// winner's, is read.
 func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
 	p := Progress{Run: r.ID, Total: len(m.Tasks), Created: m.Created, Finished: map[string]bool{}, OKSet: map[string]bool{}}
 	statuses, err := r.Store.List(ctx, r.prefix()+"status/")
@@ -111,15 +120,50 @@ func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
 	if err != nil {
 		return p, fmt.Errorf("reading progress: %w", err)
 	}
+	leases, err := r.Store.List(ctx, r.prefix()+"leases/")
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
 	withResult := map[string]bool{}
 	for _, o := range results {
-		withResult[strings.TrimSuffix(strings.TrimPrefix(o.Key, r.prefix()+"results/"), ".pkl")] = true
+		name := strings.TrimSuffix(strings.TrimPrefix(o.Key, r.prefix()+"results/"), ".pkl")
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			withResult[name[:i]] = true
+		}
 	}
+	overlapped := map[string]bool{} // tasks of chunks taken over
+	for _, o := range leases {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, r.prefix()+"leases/"), TakeoverMarker)
+		if !ok {
+			continue
+		}
+		if c, err := strconv.Atoi(name); err == nil && c >= 0 && c < len(m.Chunks) {
+			for _, id := range m.Tasks[m.Chunks[c].Start:m.Chunks[c].End] {
+				overlapped[id] = true
+			}
+		}
+	}
+	var check []string
 	for _, o := range statuses {
 		id := strings.TrimSuffix(strings.TrimPrefix(o.Key, r.prefix()+"status/"), ".json")
 		p.Finished[id] = true
-		if withResult[id] {
+		switch {
+		case !withResult[id]:
+			p.Failed++
+		case overlapped[id]:
+			check = append(check, id)
+		default:
 			p.OKSet[id] = true
+			p.OK++
+		}
+	}
+	sts, err := r.readStatuses(ctx, check)
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	for _, st := range sts {
+		if st.Status == StatusOK {
+			p.OKSet[st.Task] = true
 			p.OK++
 		} else {
 			p.Failed++
@@ -166,3 +210,24 @@ func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
 	}
 	return p, nil
 }
+
+// readStatuses reads the statuses of tasks, statusReaders at a time.
+func (r *Run) readStatuses(ctx context.Context, tasks []string) ([]*Status, error) {
+	out := make([]*Status, len(tasks))
+	errs := make([]error, len(tasks))
+	sem := make(chan struct{}, statusReaders)
+	var wg sync.WaitGroup
+	for i, id := range tasks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = r.ReadStatus(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// statusReaders bounds concurrent status reads.
+const statusReaders = 16

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Protocol is the version of the run layout and lease protocol. A worker
-// refuses a run whose manifest names another version.
-const Protocol = 1
+// refuses a run whose manifest names another version. Version 2: one
+// commit point per task (results and logs named by execution), leases
+// judged by the store's clock.
+const Protocol = 2
 
 // ProtocolError is the error of a run staged by a burst that speaks
 // another protocol version (see Manifest.Validate).
@@ -190,6 +193,8 @@ func (m *Manifest) Validate() error {
 type Run struct {
 	Store Store
 	ID    string
+	// statuses caches the statuses read: they are written once.
+	statuses sync.Map // task id -> *Status
 }
 
 // OpenRun returns the run id in store s (it need not exist yet).
@@ -203,20 +208,28 @@ func OpenRun(s Store, id string) (*Run, error) {
 func (r *Run) prefix() string { return "runs/" + r.ID + "/" }
 
 // Keys of the run's objects.
-func (r *Run) ManifestKey() string           { return r.prefix() + "manifest.json" }
-func (r *Run) OwnerKey() string              { return r.prefix() + "owner.json" }
-func (r *Run) ScriptKey(name string) string  { return r.prefix() + "script/" + name }
-func (r *Run) TaskKey(task string) string    { return r.prefix() + "tasks/" + task + ".pkl" }
-func (r *Run) LeaseKey(chunk int) string     { return fmt.Sprintf("%sleases/%06d", r.prefix(), chunk) }
-func (r *Run) ResultKey(task string) string  { return r.prefix() + "results/" + task + ".pkl" }
+func (r *Run) ManifestKey() string          { return r.prefix() + "manifest.json" }
+func (r *Run) OwnerKey() string             { return r.prefix() + "owner.json" }
+func (r *Run) ScriptKey(name string) string { return r.prefix() + "script/" + name }
+func (r *Run) TaskKey(task string) string   { return r.prefix() + "tasks/" + task + ".pkl" }
+func (r *Run) LeaseKey(chunk int) string    { return fmt.Sprintf("%sleases/%06d", r.prefix(), chunk) }
+
+// ResultKey is where execution exec of task writes its output; the
+// task's status names the execution whose output counts.
+func (r *Run) ResultKey(task, exec string) string {
+	return r.prefix() + "results/" + task + "." + exec + ".pkl"
+}
 func (r *Run) StatusKey(task string) string  { return r.prefix() + "status/" + task + ".json" }
 func (r *Run) WorkerKey(id string) string    { return r.prefix() + "workers/" + id + ".json" }
 func (r *Run) ControlKey(name string) string { return r.prefix() + "control/" + name }
 func (r *Run) BundleKey(chunk int) string {
 	return fmt.Sprintf("%sbundles/%06d.pkl", r.prefix(), chunk)
 }
-func (r *Run) LogKey(task string, attempt int) string {
-	return fmt.Sprintf("%slogs/%s/%d.log", r.prefix(), task, attempt)
+
+// LogKey is where execution exec of task stores the full stderr of one
+// attempt.
+func (r *Run) LogKey(task, exec string, attempt int) string {
+	return fmt.Sprintf("%slogs/%s/%s.%d.log", r.prefix(), task, exec, attempt)
 }
 
 // CASKey is where a shared file with this SHA-256 is stored, across runs.
@@ -253,11 +266,19 @@ func (r *Run) Manifest(ctx context.Context) (*Manifest, error) {
 	return &m, nil
 }
 
-// Status is the final record of one task: runs/<id>/status/<task>.json.
-// It is written once, after the result (when there is one), so a task
-// with a status is finished.
+// Status is the final record of one task, runs/<id>/status/<task>.json,
+// and its commit point: several executions of one task may overlap (a
+// worker paused past its lease, a lost network), each writing its output
+// and logs under names of its own (ResultKey, LogKey), but only one
+// creates the status, which is written once and names the winning
+// execution. Everything that reports or collects a task reads its status
+// alone, so a task with a status is finished, and its output is the one
+// the status names.
 type Status struct {
-	Task      string  `json:"task"`
+	Task string `json:"task"`
+	// Exec names the execution whose outcome this is; when Status is
+	// StatusOK its output is at ResultKey(Task, Exec).
+	Exec      string  `json:"exec"`
 	Status    string  `json:"status"` // StatusOK or StatusFailed
 	Error     string  `json:"error,omitempty"`
 	ExitCode  *int    `json:"exit_code,omitempty"`
@@ -270,8 +291,9 @@ type Status struct {
 	Host       string    `json:"host,omitempty"`
 	Finished   time.Time `json:"finished"`
 	StderrTail string    `json:"stderr_tail,omitempty"`
-	// LogAttempts lists the attempts whose full stderr is stored under
-	// logs/<task>/<attempt>.log (only attempts that wrote more than the tail).
+	// LogAttempts lists the attempts of the execution whose full stderr is
+	// stored at LogKey(Task, Exec, attempt) (only attempts that wrote more
+	// than the tail).
 	LogAttempts []int `json:"log_attempts,omitempty"`
 }
 
@@ -281,7 +303,11 @@ const (
 )
 
 // ReadStatus reads a task's status, or ErrNotFound if it has not finished.
+// Statuses are written once, so each is read from the store once.
 func (r *Run) ReadStatus(ctx context.Context, task string) (*Status, error) {
+	if st, ok := r.statuses.Load(task); ok {
+		return st.(*Status), nil
+	}
 	data, _, err := r.Store.Get(ctx, r.StatusKey(task))
 	if err != nil {
 		return nil, err
@@ -290,7 +316,39 @@ func (r *Run) ReadStatus(ctx context.Context, task string) (*Status, error) {
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("reading status of task %s: %w", task, err)
 	}
+	if st.Task != task || !ValidID(st.Exec) || st.Status != StatusOK && st.Status != StatusFailed {
+		return nil, fmt.Errorf("status of task %s is invalid (task %q, exec %q, status %q)", task, st.Task, st.Exec, st.Status)
+	}
+	r.statuses.Store(task, &st)
 	return &st, nil
+}
+
+// CommitStatus commits st, the outcome of execution st.Exec of task
+// st.Task: it creates the task's status, which nothing rewrites. It
+// returns the committed status: st when this call committed it (also when
+// an earlier call's answer was lost but it took effect), or the status of
+// the execution that won, with ErrExists.
+func (r *Run) CommitStatus(ctx context.Context, st *Status) (*Status, error) {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	_, err = r.Store.Create(ctx, r.StatusKey(st.Task), data)
+	if err == nil {
+		r.statuses.Store(st.Task, st)
+		return st, nil
+	}
+	if !errors.Is(err, ErrExists) {
+		return nil, fmt.Errorf("committing task %s: %w", st.Task, err)
+	}
+	cur, rerr := r.ReadStatus(ctx, st.Task)
+	if rerr != nil {
+		return nil, fmt.Errorf("committing task %s: reading the status in place: %w", st.Task, rerr)
+	}
+	if cur.Exec == st.Exec {
+		return cur, nil // our own commit, whose answer was lost
+	}
+	return cur, fmt.Errorf("task %s committed by execution %s: %w", st.Task, cur.Exec, ErrExists)
 }
 
 // putJSON writes v as indented JSON.

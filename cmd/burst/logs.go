@@ -42,7 +42,7 @@ func runLogs(ctx context.Context, g *globalOptions, arg, task string) error {
 	w := g.io.Out
 	shown := false
 	for _, a := range st.LogAttempts {
-		data, _, err := run.Store.Get(ctx, run.LogKey(task, a))
+		data, _, err := run.Store.Get(ctx, run.LogKey(task, st.Exec, a))
 		if err != nil {
 			return fmt.Errorf("reading log of attempt %d: %w", a, err)
 		}
