@@ -175,7 +175,7 @@ func BenchmarkS3ClaimContention(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				time.Sleep(time.Duration(rand.Int64N(int64(bootSpread))))
-				c := executor.NewClaimer(run, &m, fmt.Sprintf("w%03d", w), 5*time.Second, false)
+				c := executor.NewClaimer(run, &m, fmt.Sprintf("w%03d", w), 5*time.Second)
 				n := 0
 				for {
 					failed := c.Stats().Failed
@@ -197,7 +197,7 @@ func BenchmarkS3ClaimContention(b *testing.B) {
 					end := time.Now().Add(time.Duration(d))
 					for time.Until(end) > ttl/3 {
 						time.Sleep(ttl / 3)
-						if err := h.Renew(ctx, nil, ttl, time.Now()); err != nil {
+						if err := h.Renew(ctx, nil, nil); err != nil {
 							b.Error(err)
 							return
 						}

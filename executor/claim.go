@@ -2,10 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slicerburst/burst/staging"
@@ -27,7 +29,12 @@ import (
 // marker) or whose renewal is overdue may be claimable: the Claimer reads
 // it by trying to claim it, taking it over if it lapsed, and otherwise
 // learning when it will. Leases renewed on time belong to live workers
-// and cost nothing.
+// and cost nothing. It waits so until every chunk is done: a worker with
+// nothing to claim stays while others hold live leases, to take over the
+// chunk of any that dies.
+//
+// Every time it compares is the store's (listings' last-modified times
+// against Store.Now), so this machine's clock does not matter.
 //
 // A Claimer is used by one goroutine.
 type Claimer struct {
@@ -37,15 +44,17 @@ type Claimer struct {
 	ttl    time.Duration
 	poll   time.Duration
 	window int
-	// wait: keep waiting for chunks held by live workers until every
-	// chunk is done, rather than returning when nothing is claimable.
-	wait bool
 
-	chunks  []chunkView
-	left    int // chunks not known to be done
-	low     int // every chunk below low is leased or done
-	stats   ClaimStats
-	nowFunc func() time.Time
+	chunks []chunkView
+	left   int // chunks not known to be done
+	low    int // every chunk below low is leased or done
+	stats  ClaimStats
+
+	// completed holds the chunks this worker completed, from other
+	// goroutines (see Completed); wake says there are some.
+	mu        sync.Mutex
+	completed []int
+	wake      chan struct{}
 }
 
 // chunkView is what a Claimer knows of one chunk.
@@ -55,7 +64,7 @@ type chunkView struct {
 	written  time.Time // when its lease was last written; zero: no lease seen
 	released time.Time // when its released marker was last written
 	checked  time.Time // the lease version (by written) last read
-	expires  time.Time // the holder's expiry, when read
+	expires  time.Time // when the lease read lapses unless renewed
 	renewed  bool      // its lease was seen rewritten: a live holder
 }
 
@@ -70,23 +79,47 @@ type ClaimStats struct {
 	// EndgameFailed and EndgameLists count the attempts and listings made
 	// once every chunk had a lease.
 	EndgameFailed, EndgameLists int
+	// Errors counts store errors the claimer rode out.
+	Errors int
 }
 
 // leaseBlock is how many chunks one listing covers: lease keys are
 // zero-padded to six digits, so the keys of a block share a prefix of four.
 const leaseBlock = 100
 
-// NewClaimer returns a Claimer for worker on run. With wait set, Next
-// returns nil only when every chunk is done, looking again every poll;
-// without, it returns nil as soon as nothing is left to claim but chunks
-// that live workers hold.
-func NewClaimer(run *staging.Run, man *staging.Manifest, worker string, poll time.Duration, wait bool) *Claimer {
+// NewClaimer returns a Claimer for worker on run. Its Next returns nil
+// only when every chunk is done, looking again every poll.
+func NewClaimer(run *staging.Run, man *staging.Manifest, worker string, poll time.Duration) *Claimer {
 	n := len(man.Chunks)
 	return &Claimer{
-		run: run, man: man, worker: worker, ttl: man.LeaseTTL.D(), poll: poll, wait: wait,
+		run: run, man: man, worker: worker, ttl: man.LeaseTTL.D(), poll: poll,
 		window: max(2, 8*man.Slots),
 		chunks: make([]chunkView, n), left: n,
-		nowFunc: time.Now,
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// Completed records that this worker completed chunk: Next, waiting for
+// the last chunks, returns at once if it was the last. Safe to call from
+// any goroutine.
+func (c *Claimer) Completed(chunk int) {
+	c.mu.Lock()
+	c.completed = append(c.completed, chunk)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeCompleted applies what Completed recorded.
+func (c *Claimer) takeCompleted() {
+	c.mu.Lock()
+	done := c.completed
+	c.completed = nil
+	c.mu.Unlock()
+	for _, i := range done {
+		c.Done(i)
 	}
 }
 
@@ -101,10 +134,10 @@ func (c *Claimer) Done(chunk int) {
 	}
 }
 
-// Next claims a chunk and returns its lease, or nil when nothing is left
-// to claim (see NewClaimer).
+// Next claims a chunk and returns its lease, or nil when every chunk is
+// done. It returns an error only when ctx ends.
 func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
-	for c.left > 0 {
+	for c.takeCompleted(); c.left > 0; c.takeCompleted() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -118,7 +151,10 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 			// wants (a large chunk started late ends the run late).
 			b := c.pick() / leaseBlock
 			if err := c.refresh(ctx, b*leaseBlock, (b+1)*leaseBlock); err != nil {
-				return nil, err
+				if err := c.storeTrouble(ctx, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			// One try per listing: after a miss the view is stale, and
 			// trying the rest of it races every other worker that saw it.
@@ -133,17 +169,19 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 
 		// Every chunk left has a lease: look for released and lapsed ones.
 		lists := c.stats.Lists
-		if err := c.refresh(ctx, 0, len(c.chunks)); err != nil {
-			return nil, err
-		}
+		err := c.refresh(ctx, 0, len(c.chunks))
 		c.stats.EndgameLists += c.stats.Lists - lists
-		now := c.nowFunc()
-		// Waiting for the whole run, look again every poll; waiting only
-		// for suspect leases, when they may have lapsed.
-		next, suspect := now.Add(c.poll), false
-		if !c.wait {
-			next = now.Add(max(c.poll, c.ttl/2))
+		var now time.Time
+		if err == nil {
+			now, err = c.run.Store.Now(ctx)
 		}
+		if err != nil {
+			if err := c.storeTrouble(ctx, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		next := now.Add(c.poll)
 		for i := range c.chunks {
 			v := &c.chunks[i]
 			if v.done {
@@ -153,40 +191,35 @@ func (c *Claimer) Next(ctx context.Context) (*staging.HeldLease, error) {
 			released := !v.released.IsZero() && !v.released.Before(v.written)
 			switch {
 			case unread && (released || now.Sub(v.written) > c.ttl/2),
-				!unread && !v.expires.IsZero() && !now.Before(v.expires):
+				!unread && !v.expires.IsZero() && now.After(v.expires):
 				// Released, overdue for renewal, or lapsed since it was
 				// read: claim it, or learn when it lapses.
 				failed := c.stats.Failed
-				held, err := c.claim(ctx, i)
+				held, err := c.claim(ctx, i, now)
 				c.stats.EndgameFailed += c.stats.Failed - failed
 				if held != nil || err != nil {
 					return held, err
 				}
 				if !v.done {
-					suspect = true
 					next = minTime(next, v.expires)
 				}
 			case !unread && !v.expires.IsZero():
 				// Read, and not renewed since: it lapses then.
-				suspect = true
 				next = minTime(next, v.expires)
 			case !v.renewed:
 				// Not seen renewed yet: its holder may be gone. Look again
 				// when a live holder will have renewed it.
-				suspect = true
 				next = minTime(next, v.written.Add(c.ttl/2+time.Second))
 			}
 		}
 		if c.left == 0 {
 			break
 		}
-		if !c.wait && !suspect {
-			return nil, nil // only chunks that live workers renew are left
-		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(max(next.Sub(c.nowFunc()), 0) + 50*time.Millisecond):
+		case <-c.wake:
+		case <-time.After(max(next.Sub(now), 0) + 50*time.Millisecond):
 		}
 	}
 	return nil, nil
@@ -213,36 +246,37 @@ func (c *Claimer) pick() int {
 	return c.low
 }
 
-// claimFresh tries chunk i, seen without a lease, and records what it found.
+// claimFresh tries chunk i, seen without a lease, and records what it
+// found. A store error is not the end: the chunk is tried again later.
 func (c *Claimer) claimFresh(ctx context.Context, i int) (*staging.HeldLease, error) {
-	now := c.nowFunc()
-	held, outcome, err := c.run.ClaimFresh(ctx, i, c.worker, c.ttl, now)
+	held, outcome, err := c.run.ClaimFresh(ctx, i, c.worker, c.ttl)
 	if err != nil {
-		return nil, err
+		return nil, c.storeTrouble(ctx, err)
 	}
 	v := &c.chunks[i]
 	if outcome == staging.Claimed {
 		c.stats.Claimed++
-		v.written, v.checked, v.expires = now, now, held.Lease.Expires
 		return held, nil
 	}
 	c.stats.Failed++
-	v.written = now // another worker just claimed it
+	// Another worker just claimed it.
+	if v.written, err = c.run.Store.Now(ctx); err != nil {
+		v.written = time.Unix(0, 1) // the next listing says when
+	}
 	return nil, nil
 }
 
-// claim tries chunk i and records what it found.
-func (c *Claimer) claim(ctx context.Context, i int) (*staging.HeldLease, error) {
-	now := c.nowFunc()
-	held, outcome, holder, err := c.run.Claim(ctx, i, c.worker, c.ttl, now)
+// claim tries chunk i, whose lease the store's clock says is suspect at
+// now, and records what it found.
+func (c *Claimer) claim(ctx context.Context, i int, now time.Time) (*staging.HeldLease, error) {
+	held, outcome, lapses, err := c.run.Claim(ctx, i, c.worker, c.ttl)
 	if err != nil {
-		return nil, err
+		return nil, c.storeTrouble(ctx, err)
 	}
 	v := &c.chunks[i]
 	switch outcome {
 	case staging.Claimed:
 		c.stats.Claimed++
-		v.written, v.checked, v.expires = now, now, held.Lease.Expires
 		return held, nil
 	case staging.ChunkDone:
 		c.stats.Failed++
@@ -253,12 +287,31 @@ func (c *Claimer) claim(ctx context.Context, i int) (*staging.HeldLease, error) 
 			v.written = now // another claimer just won it
 		}
 		v.checked = v.written
-		v.expires = holder.Expires
+		v.expires = lapses
 		if v.expires.IsZero() {
 			v.expires = now.Add(c.ttl)
 		}
 	}
 	return nil, nil
+}
+
+// storeTrouble waits a moment after a failed claim and returns nil, so
+// that the claimer goes on (the store may be down for a while), or ctx's
+// error.
+func (c *Claimer) storeTrouble(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, staging.ErrAccess) {
+		return err
+	}
+	c.stats.Errors++
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(min(c.poll, time.Second)):
+	}
+	return nil
 }
 
 // advance moves low past the chunks known to be leased or done.

@@ -245,6 +245,8 @@ func (s *memStore) GetFile(ctx context.Context, key, path string) error {
 
 func (s *memStore) Location() string { return "memory" }
 
+func (s *memStore) Now(ctx context.Context) (time.Time, error) { return time.Now(), ctx.Err() }
+
 func TestMemStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) staging.Store { return newMemStore() })
 }
@@ -296,7 +298,7 @@ func BenchmarkClaimSimulated(b *testing.B) {
 				defer wg.Done()
 				boot := time.Duration(mrand.Int64N(int64(bootSpread)))
 				time.Sleep(boot)
-				c := executor.NewClaimer(run, m, fmt.Sprint("w", w), time.Second, false)
+				c := executor.NewClaimer(run, m, fmt.Sprint("w", w), time.Second)
 				var busy time.Duration
 				for {
 					h, err := c.Next(ctx)

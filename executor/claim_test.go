@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 
 // TestClaimerEndgame: once every chunk has a lease, a claimer takes a
 // released chunk at once and a dead holder's after its lease lapses, and
-// (without wait) leaves chunks whose holders keep renewing them.
+// waits, without claiming it, on a chunk whose holder keeps renewing it,
+// until it is done.
 func TestClaimerEndgame(t *testing.T) {
 	ttl := 1500 * time.Millisecond
 	f := stage(t, echoScript, 3, staging.Manifest{Slots: 3, LeaseTTL: staging.Duration(ttl)})
@@ -20,7 +22,7 @@ func TestClaimerEndgame(t *testing.T) {
 	}
 	ctx := context.Background()
 	claim := func(chunk int, who string) *staging.HeldLease {
-		h, out, _, err := f.run.Claim(ctx, chunk, who, ttl, time.Now())
+		h, out, _, err := f.run.Claim(ctx, chunk, who, ttl)
 		if err != nil || out != staging.Claimed {
 			t.Fatalf("claim %d by %s: %v %v", chunk, who, out, err)
 		}
@@ -29,7 +31,7 @@ func TestClaimerEndgame(t *testing.T) {
 	released := claim(0, "quitter")
 	claim(1, "dead")
 	live := claim(2, "live")
-	if err := released.Release(ctx, nil, time.Now()); err != nil {
+	if err := released.Release(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
@@ -40,12 +42,12 @@ func TestClaimerEndgame(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(ttl / 3):
-				live.Renew(ctx, nil, ttl, time.Now())
+				live.Renew(ctx, nil, nil)
 			}
 		}
 	}()
 
-	c := executor.NewClaimer(f.run, f.man, "rescuer", 100*time.Millisecond, false)
+	c := executor.NewClaimer(f.run, f.man, "rescuer", 100*time.Millisecond)
 	start := time.Now()
 	h, err := c.Next(ctx)
 	if err != nil || h == nil || h.Chunk != 0 || !h.TakenOver {
@@ -63,9 +65,18 @@ func TestClaimerEndgame(t *testing.T) {
 		t.Errorf("dead holder's chunk taken after %s, before its lease lapsed", el)
 	}
 	c.Done(1)
+	wctx, cancel := context.WithTimeout(ctx, 2*ttl)
+	h, err = c.Next(wctx)
+	cancel()
+	if h != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Next: %+v, %v; want it still waiting (chunk 2 is renewed by a live holder)", h, err)
+	}
+	if err := live.Complete(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	h, err = c.Next(ctx)
-	if err != nil || h != nil {
-		t.Fatalf("third Next: %+v, %v; want nil (chunk 2 is renewed by a live holder)", h, err)
+	if h != nil || err != nil {
+		t.Fatalf("Next after the last chunk was done: %+v, %v; want nil", h, err)
 	}
 	if st := c.Stats(); st.Claimed != 2 || st.Failed > 3 {
 		t.Errorf("stats %+v: want 2 claims and few failed attempts", st)

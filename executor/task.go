@@ -129,21 +129,39 @@ func (w *worker) runTask(ctx context.Context, t taskRef) {
 		w.taskDone(ctx, t, false)
 		return
 	}
+	// A task of a chunk whose lease is lost, or whose time ran out, does
+	// not start: its taker runs it.
 	w.mu.Lock()
-	lost := t.chunk.lost
-	if !lost {
+	live := t.chunk.live()
+	if live {
 		w.running[t.id] = true
+		t.chunk.running[t.pos] = true
 	}
+	fin, running := t.chunk.finishedList(), t.chunk.runningList()
 	w.mu.Unlock()
-	if lost {
+	if !live {
 		w.taskDone(ctx, t, false)
 		return
 	}
 	defer func() {
 		w.mu.Lock()
 		delete(w.running, t.id)
+		delete(t.chunk.running, t.pos)
 		w.mu.Unlock()
 	}()
+	if t.chunk.lease.Lease().Takeovers > 0 {
+		// A chunk that changed hands may hold a task that takes its
+		// workers down: record the start, so that if this worker is lost
+		// too, its taker knows which task was running (see MaxLost).
+		rctx, cancel := context.WithDeadline(ctx, t.chunk.lease.ValidUntil())
+		err := t.chunk.lease.Renew(rctx, fin, running)
+		cancel()
+		if errors.Is(err, staging.ErrLeaseLost) {
+			w.lose(t.chunk, err)
+			w.taskDone(ctx, t, false)
+			return
+		}
+	}
 	w.emit(Event{Kind: TaskStarted, Task: t.id})
 	st, err := w.execute(ctx, t.id, t.input)
 	if err != nil {

@@ -591,7 +591,7 @@ func TestExamplesWarmEqualCold(t *testing.T) {
 				}
 				outputs[warm] = map[string][32]byte{}
 				for _, in := range inputs {
-					data, _, err := store.Get(context.Background(), run.ResultKey(in.ID))
+					data, err := run.Output(context.Background(), in.ID)
 					if err != nil {
 						t.Fatal(err)
 					}

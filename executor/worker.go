@@ -48,10 +48,6 @@ type Config struct {
 	// Heartbeat is how often the worker writes its heartbeat and checks
 	// for a cancel flag (default 5s).
 	Heartbeat time.Duration
-	// Wait keeps the worker until every task of the run is finished,
-	// taking over the chunks of workers that die. Without it, the worker
-	// exits once only chunks that live workers hold are left.
-	Wait bool
 	// Poll is how long the worker waits before looking again at chunks
 	// that other workers hold (default: a quarter of the lease TTL, at
 	// most 5s).
@@ -135,33 +131,51 @@ type worker struct {
 	// stopClaiming ends the claiming and the feeding of tasks to the
 	// slots; running tasks go on.
 	stopClaiming context.CancelFunc
-	mu           sync.Mutex
-	held         map[int]*chunkState
-	running      map[string]bool
-	summary      Summary
-	started      time.Time
-	fatalErr     error
+	claimer      *Claimer
+	bgctx        context.Context // the renewals'
+
+	renewers sync.WaitGroup
+	mu       sync.Mutex
+	held     map[int]*chunkState
+	running  map[string]bool
+	summary  Summary
+	started  time.Time
+	fatalErr error
 	// notice is the notice that stopped or drains the worker; draining
 	// is set while running tasks are let finish.
 	notice   *Notice
 	draining bool
 }
 
-// chunkState tracks a chunk this worker holds.
+// chunkState tracks a chunk this worker holds. Its fields but lease and
+// stop are guarded by worker.mu.
 type chunkState struct {
 	lease    *staging.HeldLease
 	finished map[int]bool // positions within the chunk
+	running  map[int]bool // positions running now
 	pending  int          // tasks handed to slots, not finished
 	fed      bool         // every task has been handed out
 	lost     bool
+	ended    bool          // completed, released or lost
+	stop     chan struct{} // closed when ended: stops its renewals
 }
 
-func (c *chunkState) finishedList() []int {
-	out := make([]int, 0, len(c.finished))
-	for p := range c.finished {
+func (c *chunkState) finishedList() []int { return keys(c.finished) }
+func (c *chunkState) runningList() []int  { return keys(c.running) }
+
+func keys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for p := range m {
 		out = append(out, p)
 	}
 	return out
+}
+
+// live reports whether tasks of the chunk may start: the lease is held
+// and its time has not run out (on the monotonic clock, whatever the
+// renewals are doing).
+func (c *chunkState) live() bool {
+	return !c.lost && time.Now().Before(c.lease.ValidUntil())
 }
 
 type taskRef struct {
@@ -171,7 +185,9 @@ type taskRef struct {
 	input []byte // from the chunk's bundle; nil: read it on its own
 }
 
-// Run works on the run until every chunk is done, the run is cancelled
+// Run works on the run until every chunk is done (staying, while other
+// workers hold the last chunks, to take over any whose holder dies), the
+// run is cancelled
 // (ErrCancelled), a notice says the machine is going away (*NoticeError;
 // see Config.Notices) or ctx ends (its error). On the way out it stops its
 // processes and releases its leases so that other workers, or a later
@@ -248,9 +264,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 
 	var bg sync.WaitGroup
 	bgctx, stopBG := context.WithCancel(wctx)
-	bg.Add(2)
+	w.bgctx = bgctx
+	w.claimer = NewClaimer(w.run, w.man, w.cfg.ID, w.cfg.Poll)
+	bg.Add(1)
 	go func() { defer bg.Done(); w.heartbeatLoop(bgctx) }()
-	go func() { defer bg.Done(); w.renewLoop(bgctx) }()
 	if cfg.Notices != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); w.noticeLoop(bgctx) }()
@@ -278,6 +295,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	slots.Wait()
 	stopBG()
 	bg.Wait()
+	w.renewers.Wait()
 
 	// Release what we still hold, with a context of its own: the run's may
 	// be cancelled already, and a lease left behind delays the next worker
@@ -319,7 +337,7 @@ func (w *worker) fail(err error) {
 // claimLoop claims chunks and hands their tasks to the slots until every
 // chunk is done or ctx ends.
 func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
-	c := NewClaimer(w.run, w.man, w.cfg.ID, w.cfg.Poll, w.cfg.Wait)
+	c := w.claimer
 	for {
 		held, err := c.Next(ctx)
 		if ctx.Err() != nil {
@@ -341,7 +359,6 @@ func (w *worker) claimLoop(ctx context.Context, work chan<- taskRef) error {
 		if err := w.feed(ctx, held, work); err != nil {
 			return err
 		}
-		c.Done(held.Chunk)
 	}
 }
 
@@ -357,12 +374,13 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 			w.log.Warn("reading the chunk's input bundle; reading inputs one by one", "chunk", held.Chunk, "err", err)
 		}
 	}
+	lease := held.Lease()
 	for pos := 0; pos < c.Len(); pos++ {
 		id := w.man.Tasks[c.Start+pos]
 		w.mu.Lock()
-		skip, lost := cs.finished[pos], cs.lost
+		skip, live := cs.finished[pos], cs.live()
 		w.mu.Unlock()
-		if lost {
+		if !live {
 			break
 		}
 		if skip {
@@ -375,6 +393,10 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 				w.mu.Lock()
 				cs.finished[pos] = true
 				w.mu.Unlock()
+				continue
+			}
+			if n := lease.Lost[pos]; n >= w.maxLost() {
+				w.failLost(ctx, taskRef{chunk: cs, pos: pos, id: id}, n)
 				continue
 			}
 		}
@@ -400,16 +422,75 @@ func (w *worker) feed(ctx context.Context, held *staging.HeldLease, work chan<- 
 	return nil
 }
 
-// hold records a chunk just claimed as held.
+// maxLost is how often a task's worker may be lost while it runs before the
+// task is failed.
+func (w *worker) maxLost() int {
+	if w.man.MaxLost > 0 {
+		return w.man.MaxLost
+	}
+	return staging.DefaultMaxLost
+}
+
+// failLost commits a task whose worker was lost n times while it ran as
+// failed, without running it again: it takes its workers down (out of
+// memory, a full disk), and would take down every worker in turn.
+func (w *worker) failLost(ctx context.Context, t taskRef, n int) {
+	st := &staging.Status{
+		Task: t.id, Exec: newExecID(), Worker: w.cfg.ID, Status: staging.StatusFailed,
+		Error:    fmt.Sprintf("its worker was lost %d times while running it (killed, out of memory, or its machine went away): not run again", n),
+		Finished: w.now().UTC(),
+	}
+	w.log.Warn("failing a task that its workers did not survive", "task", t.id, "lost", n)
+	cur, err := w.commit(ctx, st, nil)
+	if err != nil || cur == nil {
+		return
+	}
+	w.mu.Lock()
+	if cur.Status == staging.StatusOK {
+		w.summary.OK++
+	} else {
+		w.summary.Failed++
+	}
+	t.chunk.finished[t.pos] = true
+	w.mu.Unlock()
+	w.emit(Event{Kind: TaskFinished, Task: t.id, Status: cur})
+}
+
+// hold records a chunk just claimed as held, and keeps its lease renewed.
 func (w *worker) hold(held *staging.HeldLease) *chunkState {
-	cs := &chunkState{lease: held, finished: map[int]bool{}}
-	for _, p := range held.Lease.Finished {
+	cs := &chunkState{lease: held, finished: map[int]bool{}, running: map[int]bool{}, stop: make(chan struct{})}
+	for _, p := range held.Lease().Finished {
 		cs.finished[p] = true
 	}
 	w.mu.Lock()
 	w.held[held.Chunk] = cs
 	w.mu.Unlock()
+	w.renewers.Add(1)
+	go func() { defer w.renewers.Done(); w.renew(w.bgctx, cs) }()
 	return cs
+}
+
+// end records that the holding of a chunk ended (completed, released or
+// lost). With w.mu held.
+func (w *worker) end(cs *chunkState, lost bool) {
+	if cs.ended {
+		return
+	}
+	cs.ended, cs.lost = true, cs.lost || lost
+	if w.held[cs.lease.Chunk] == cs {
+		delete(w.held, cs.lease.Chunk)
+	}
+	close(cs.stop)
+}
+
+// lose gives up a chunk whose lease is lost: none of its tasks starts
+// from now on.
+func (w *worker) lose(cs *chunkState, why error) {
+	cs.lease.Lose()
+	w.mu.Lock()
+	w.end(cs, true)
+	w.mu.Unlock()
+	w.log.Warn("lease lost: not starting the chunk's remaining tasks", "chunk", cs.lease.Chunk, "why", why)
 }
 
 // taskDone records a finished task in its chunk and completes the chunk
@@ -426,66 +507,87 @@ func (w *worker) taskDone(ctx context.Context, t taskRef, finished bool) {
 
 func (w *worker) maybeComplete(ctx context.Context, chunk int, cs *chunkState) {
 	w.mu.Lock()
-	ready := cs.fed && cs.pending == 0 && !cs.lost && len(cs.finished) == w.man.Chunks[chunk].Len()
+	ready := cs.fed && cs.pending == 0 && !cs.ended && len(cs.finished) == w.man.Chunks[chunk].Len()
 	var fin []int
-	if ready {
+	if ready && ctx.Err() == nil {
 		fin = cs.finishedList()
-		delete(w.held, chunk) // nobody else completes it
+		w.end(cs, false) // nobody else completes it, or renews it
 	}
 	w.mu.Unlock()
 	if !ready || ctx.Err() != nil {
-		if ready {
-			w.mu.Lock()
-			w.held[chunk] = cs
-			w.mu.Unlock()
-		}
 		return
 	}
-	if err := cs.lease.Complete(ctx, fin); err != nil {
+	// Within the lease's time: past it, a taker finds every task
+	// committed and completes the chunk itself.
+	cctx, cancel := context.WithDeadline(ctx, cs.lease.ValidUntil())
+	defer cancel()
+	err := w.store(cctx, "completing chunk", func(ctx context.Context) error {
+		err := cs.lease.Complete(ctx, fin)
 		if errors.Is(err, staging.ErrLeaseLost) {
-			// The taker will find every status written and complete it.
-			w.log.Warn("lease lost before the chunk was marked done", "chunk", chunk)
-			return
+			return nil
 		}
-		w.fail(fmt.Errorf("completing chunk %d: %w", chunk, err))
+		return err
+	})
+	if err == nil {
+		w.claimer.Completed(chunk)
 	}
 }
 
-// renewLoop keeps held leases alive, at a third of their TTL.
-func (w *worker) renewLoop(ctx context.Context) {
-	t := time.NewTicker(w.ttl / 3)
-	defer t.Stop()
+// renew keeps a held chunk's lease alive, renewing it every third of its
+// TTL, independently of the other chunks'. Each renewal is bounded by the
+// time left on the lease: one that cannot get through before the lease
+// lapses loses the chunk at once.
+func (w *worker) renew(ctx context.Context, cs *chunkState) {
+	margin := min(w.ttl/10, time.Second)
 	for {
+		due := cs.lease.ValidUntil().Add(-2 * w.ttl / 3)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-cs.stop:
+			return
+		case <-time.After(time.Until(due)):
+		}
+		rctx, cancel := context.WithDeadline(ctx, cs.lease.ValidUntil().Add(-margin))
+		err := w.renewOnce(rctx, cs)
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		default:
+			w.lose(cs, err)
+			return
+		}
+	}
+}
+
+// renewOnce renews a lease, trying again after store errors until ctx
+// ends.
+func (w *worker) renewOnce(ctx context.Context, cs *chunkState) error {
+	for {
+		w.mu.Lock()
+		if cs.ended {
+			w.mu.Unlock()
+			return nil
+		}
+		fin, running := cs.finishedList(), cs.runningList()
+		w.mu.Unlock()
+		err := cs.lease.Renew(ctx, fin, running)
+		if err == nil || errors.Is(err, staging.ErrLeaseLost) {
+			return err
 		}
 		w.mu.Lock()
-		type item struct {
-			cs  *chunkState
-			fin []int
-		}
-		var items []item
-		for _, cs := range w.held {
-			if !cs.lost {
-				items = append(items, item{cs, cs.finishedList()})
-			}
-		}
+		ended := cs.ended
 		w.mu.Unlock()
-		for _, it := range items {
-			err := it.cs.lease.Renew(ctx, it.fin, w.ttl, time.Now())
-			if errors.Is(err, staging.ErrLeaseLost) {
-				w.log.Warn("lease lost: another worker took the chunk over; not starting its remaining tasks", "chunk", it.cs.lease.Chunk)
-				w.mu.Lock()
-				it.cs.lost = true
-				delete(w.held, it.cs.lease.Chunk)
-				w.mu.Unlock()
-			} else if err != nil && ctx.Err() == nil {
-				// Transient store trouble: the next tick retries, well
-				// before the lease lapses.
-				w.log.Warn("renewing lease", "chunk", it.cs.lease.Chunk, "err", err)
-			}
+		if ended {
+			return nil // completed or released meanwhile
+		}
+		w.log.Warn("renewing lease; trying again", "chunk", cs.lease.Chunk, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lease not renewed in time: %w", err)
+		case <-time.After(min(w.ttl/20, 500*time.Millisecond)):
 		}
 	}
 }
@@ -496,18 +598,16 @@ func (w *worker) releaseAll(ctx context.Context) int {
 	w.mu.Lock()
 	var items []*chunkState
 	for _, cs := range w.held {
-		if !cs.lost {
-			items = append(items, cs)
-		}
+		items = append(items, cs)
 	}
-	w.held = map[int]*chunkState{}
 	w.mu.Unlock()
 	n := 0
 	for _, cs := range items {
 		w.mu.Lock()
 		fin := cs.finishedList()
+		w.end(cs, false)
 		w.mu.Unlock()
-		err := cs.lease.Release(ctx, fin, time.Now())
+		err := cs.lease.Release(ctx, fin)
 		switch {
 		case err == nil:
 			n++

@@ -36,9 +36,6 @@ type Local struct {
 	Python string
 	// ID names the worker in leases and heartbeats; generated when empty.
 	ID string
-	// Wait keeps the worker until the whole run is finished (see
-	// executor.Config).
-	Wait bool
 	// Dir holds the workers' scratch directories (removed when they end)
 	// and the cache of shared files, kept across runs by content hash.
 	// DefaultDir() when empty.
@@ -84,6 +81,6 @@ func (l Local) Run(ctx context.Context, run *staging.Run) (executor.Summary, err
 	return executor.Run(ctx, executor.Config{
 		Run: run, Slots: slots, Python: l.Python, ID: id,
 		WorkDir: work, CacheDir: CacheDir(dir),
-		Heartbeat: l.Heartbeat, Logger: l.Logger, OnEvent: l.OnEvent, Wait: l.Wait,
+		Heartbeat: l.Heartbeat, Logger: l.Logger, OnEvent: l.OnEvent,
 	})
 }

@@ -129,7 +129,7 @@ func (w StdioWorker) Run(ctx context.Context, runID string, in, out *os.File) (e
 	notify(remoteEvent{Kind: "ready", Slots: slots})
 	sum, err := executor.Run(wctx, executor.Config{
 		Run: run, Slots: slots, Python: w.Python, ID: id, Host: w.Host,
-		WorkDir: work, CacheDir: CacheDir(dir), Heartbeat: w.Heartbeat, Logger: log, Wait: true,
+		WorkDir: work, CacheDir: CacheDir(dir), Heartbeat: w.Heartbeat, Logger: log,
 		OnEvent: func(e executor.Event) {
 			switch e.Kind {
 			case executor.TaskStarted:

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // lockName is the lock file at the root of a filesystem store.
@@ -57,6 +58,10 @@ func OpenFS(dir string) (*FSStore, error) {
 
 // Close releases the store's lock file.
 func (s *FSStore) Close() error { return s.lock.Close() }
+
+// Now returns this machine's time: the store's files are stamped by its
+// clock.
+func (s *FSStore) Now(ctx context.Context) (time.Time, error) { return time.Now(), ctx.Err() }
 
 // Location returns the store's directory.
 func (s *FSStore) Location() string { return s.root }

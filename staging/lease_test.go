@@ -21,36 +21,108 @@ func newRun(t *testing.T) *staging.Run {
 	return r
 }
 
+// shiftedClock is a store whose clock can be moved forward: time passing
+// on the store, without waiting for it. Writes are stamped with the
+// moved clock.
+type shiftedClock struct {
+	staging.Store
+	mu     sync.Mutex
+	offset time.Duration
+	stamps map[string]time.Time
+}
+
+func (s *shiftedClock) Now(ctx context.Context) (time.Time, error) {
+	now, err := s.Store.Now(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Add(s.offset), err
+}
+
+func (s *shiftedClock) advance(d time.Duration) {
+	s.mu.Lock()
+	s.offset += d
+	s.mu.Unlock()
+}
+
+func (s *shiftedClock) stamp(key string, err error) {
+	if err != nil {
+		return
+	}
+	now, _ := s.Now(context.Background())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stamps == nil {
+		s.stamps = map[string]time.Time{}
+	}
+	s.stamps[key] = now
+}
+
+func (s *shiftedClock) Create(ctx context.Context, key string, data []byte) (string, error) {
+	etag, err := s.Store.Create(ctx, key, data)
+	s.stamp(key, err)
+	return etag, err
+}
+
+func (s *shiftedClock) Replace(ctx context.Context, key string, data []byte, old string) (string, error) {
+	etag, err := s.Store.Replace(ctx, key, data, old)
+	s.stamp(key, err)
+	return etag, err
+}
+
+func (s *shiftedClock) Stat(ctx context.Context, key string) (staging.ObjectInfo, error) {
+	info, err := s.Store.Stat(ctx, key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.stamps[key]; ok {
+		info.Modified = t
+	}
+	return info, err
+}
+
+// Invariant: a lease is live until the store's clock passes its
+// last-modified time plus TTL (plus the grace); then exactly one taker gets
+// it, and the old holder can neither renew nor complete it.
 func TestLeaseLifecycle(t *testing.T) {
 	ctx := context.Background()
-	r := newRun(t)
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	base := newRun(t)
+	store := &shiftedClock{Store: base.Store}
+	r, _ := staging.OpenRun(store, base.ID)
 	ttl := 30 * time.Second
 
-	a, out, _, err := r.Claim(ctx, 0, "a", ttl, t0)
+	a, out, _, err := r.Claim(ctx, 0, "a", ttl)
 	if err != nil || out != staging.Claimed || a.TakenOver {
 		t.Fatalf("first claim: %v %v %+v", out, err, a)
 	}
-	_, out, holder, err := r.Claim(ctx, 0, "b", ttl, t0.Add(time.Second))
-	if err != nil || out != staging.Busy || holder.Worker != "a" {
-		t.Fatalf("claim of a live lease: %v %v %+v; want busy, held by a", out, err, holder)
+	if until := time.Until(a.ValidUntil()); until > ttl || until < ttl-5*time.Second {
+		t.Errorf("fresh lease valid for %s more, want about %s", until, ttl)
 	}
-	if err := a.Renew(ctx, []int{1, 0}, ttl, t0.Add(20*time.Second)); err != nil {
+	store.advance(20 * time.Second)
+	_, out, lapses, err := r.Claim(ctx, 0, "b", ttl)
+	if err != nil || out != staging.Busy || lapses.IsZero() {
+		t.Fatalf("claim of a live lease: %v %v %v; want busy, with when it lapses", out, err, lapses)
+	}
+	if err := a.Renew(ctx, []int{1, 0}, []int{2}); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
-	// Renewed: still busy at t0+40s, lapsed at t0+51s.
-	if _, out, _, _ := r.Claim(ctx, 0, "b", ttl, t0.Add(40*time.Second)); out != staging.Busy {
+	// Renewed: still busy 25s on, lapsed 32s on.
+	store.advance(25 * time.Second)
+	if _, out, _, _ := r.Claim(ctx, 0, "b", ttl); out != staging.Busy {
 		t.Fatalf("claim after renewal: %v, want busy", out)
 	}
-	b, out, _, err := r.Claim(ctx, 0, "b", ttl, t0.Add(51*time.Second))
+	store.advance(7 * time.Second)
+	b, out, _, err := r.Claim(ctx, 0, "b", ttl)
 	if err != nil || out != staging.Claimed || !b.TakenOver {
 		t.Fatalf("takeover of a lapsed lease: %v %v", out, err)
 	}
-	if fmt.Sprint(b.Lease.Finished) != "[0 1]" || b.Lease.Takeovers != 1 {
-		t.Errorf("taken-over lease %+v: want finished [0 1] kept and one takeover", b.Lease)
+	l := b.Lease()
+	if fmt.Sprint(l.Finished) != "[0 1]" || l.Takeovers != 1 || l.Lost[2] != 1 || l.Worker != "b" {
+		t.Errorf("taken-over lease %+v: want finished [0 1] kept, one takeover, task 2 lost once", l)
+	}
+	if _, err := store.Stat(ctx, r.LeaseKey(0)+staging.TakeoverMarker); err != nil {
+		t.Errorf("no takeover marker: %v", err)
 	}
 	// The old holder learns it lost the lease and cannot complete it.
-	if err := a.Renew(ctx, nil, ttl, t0.Add(52*time.Second)); !errors.Is(err, staging.ErrLeaseLost) {
+	if err := a.Renew(ctx, nil, nil); !errors.Is(err, staging.ErrLeaseLost) {
 		t.Errorf("renew by the old holder: %v, want ErrLeaseLost", err)
 	}
 	if err := a.Complete(ctx, nil); !errors.Is(err, staging.ErrLeaseLost) {
@@ -59,7 +131,11 @@ func TestLeaseLifecycle(t *testing.T) {
 	if err := b.Complete(ctx, []int{0, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, _, _ := r.Claim(ctx, 0, "c", ttl, t0.Add(time.Hour)); out != staging.ChunkDone {
+	if err := b.Renew(ctx, nil, nil); !errors.Is(err, staging.ErrLeaseLost) {
+		t.Errorf("renew after completing: %v, want ErrLeaseLost (the holding ended)", err)
+	}
+	store.advance(time.Hour)
+	if _, out, _, _ := r.Claim(ctx, 0, "c", ttl); out != staging.ChunkDone {
 		t.Errorf("claim of a done chunk, long after: %v, want done", out)
 	}
 }
@@ -67,17 +143,19 @@ func TestLeaseLifecycle(t *testing.T) {
 func TestLeaseRelease(t *testing.T) {
 	ctx := context.Background()
 	r := newRun(t)
-	now := time.Now()
-	a, _, _, err := r.Claim(ctx, 3, "a", time.Hour, now)
+	a, _, _, err := r.Claim(ctx, 3, "a", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Release(ctx, []int{0}, now); err != nil {
+	if err := a.Release(ctx, []int{0}); err != nil {
 		t.Fatal(err)
 	}
-	b, out, _, err := r.Claim(ctx, 3, "b", time.Hour, now.Add(time.Millisecond))
-	if err != nil || out != staging.Claimed || fmt.Sprint(b.Lease.Finished) != "[0]" {
+	b, out, _, err := r.Claim(ctx, 3, "b", time.Hour)
+	if err != nil || out != staging.Claimed || fmt.Sprint(b.Lease().Finished) != "[0]" {
 		t.Fatalf("claim of a released lease: %v %v %+v; want it at once, with finished [0]", out, err, b)
+	}
+	if l := b.Lease(); len(l.Lost) != 0 {
+		t.Errorf("a released lease counts its tasks as lost: %+v", l)
 	}
 }
 
@@ -116,7 +194,7 @@ func TestLeaseContention(t *testing.T) {
 					if done[i] {
 						continue
 					}
-					h, out, _, err := r.Claim(ctx, i, id, ttl, time.Now())
+					h, out, _, err := r.Claim(ctx, i, id, ttl)
 					if err != nil {
 						t.Error(err)
 						return

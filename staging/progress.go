@@ -30,18 +30,26 @@ type Heartbeat struct {
 	// for want of work (a spot interruption notice, for one).
 	Reason     string    `json:"reason,omitempty"`
 	Started    time.Time `json:"started"`
-	LastSeen   time.Time `json:"last_seen"`
+	LastSeen   time.Time `json:"last_seen"` // on the worker's clock, for people
 	HeartbeatS float64   `json:"heartbeat_s"`
+	// Written is when the store received the heartbeat, on its clock:
+	// what liveness is judged by (see Live). Not stored.
+	Written time.Time `json:"-"`
 }
 
 // Live reports whether the worker is still working: it has not exited and
-// was seen within three heartbeats.
+// its heartbeat was written within three heartbeats of now, the store's
+// time (Store.Now). Only the store's clock is used, when Written is known.
 func (h Heartbeat) Live(now time.Time) bool {
 	every := time.Duration(h.HeartbeatS * float64(time.Second))
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	return h.State != "exited" && now.Sub(h.LastSeen) < 3*every+2*time.Second
+	seen := h.Written
+	if seen.IsZero() {
+		seen = h.LastSeen
+	}
+	return h.State != "exited" && now.Sub(seen) < 3*every+2*time.Second
 }
 
 // Run states, derived from the store alone.
@@ -91,6 +99,9 @@ type Progress struct {
 	Workers int         `json:"live_workers"`
 	Created time.Time   `json:"created"`
 	Beats   []Heartbeat `json:"-"`
+	// Now is the store's time when the progress was read: judge the
+	// heartbeats' liveness against it.
+	Now time.Time `json:"-"`
 	// Finished is the set of finished task ids, and OKSet those that
 	// succeeded.
 	Finished map[string]bool `json:"-"`
@@ -173,7 +184,11 @@ func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
 	if err != nil {
 		return p, fmt.Errorf("reading progress: %w", err)
 	}
-	now := time.Now()
+	now, err := r.Store.Now(ctx)
+	if err != nil {
+		return p, fmt.Errorf("reading progress: %w", err)
+	}
+	p.Now = now
 	for _, o := range beats {
 		data, _, err := r.Store.Get(ctx, o.Key)
 		if err != nil {
@@ -183,6 +198,7 @@ func (r *Run) ReadProgress(ctx context.Context, m *Manifest) (Progress, error) {
 		if json.Unmarshal(data, &hb) != nil {
 			continue
 		}
+		hb.Written = o.Modified
 		p.Beats = append(p.Beats, hb)
 		if hb.Live(now) {
 			p.Workers++

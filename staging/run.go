@@ -51,6 +51,10 @@ type Manifest struct {
 	Retries int `json:"retries"`
 	// LeaseTTL is how long a chunk's lease lasts without renewal.
 	LeaseTTL Duration `json:"lease_ttl"`
+	// MaxLost is how many times a task's worker may be lost (killed, out
+	// of memory, its machine gone) while the task runs before the task is
+	// failed rather than run again; 0 means DefaultMaxLost.
+	MaxLost int `json:"max_lost,omitempty"`
 	// Slots is the number of slots the submitter planned for, used to
 	// spread workers' first claims.
 	Slots int `json:"slots"`
@@ -72,6 +76,9 @@ type Manifest struct {
 	// `burst resume` and `burst results` there.
 	OutDir string `json:"out_dir,omitempty"`
 }
+
+// DefaultMaxLost is the default of Manifest.MaxLost.
+const DefaultMaxLost = 3
 
 // SharedFile is one file shared by every task of a run, stored once by
 // content hash.
@@ -177,6 +184,9 @@ func (m *Manifest) Validate() error {
 	}
 	if next != len(m.Tasks) {
 		return fmt.Errorf("chunks cover %d of %d tasks", next, len(m.Tasks))
+	}
+	if m.MaxLost < 0 {
+		return fmt.Errorf("invalid max lost %d", m.MaxLost)
 	}
 	if m.Retries < 0 || m.LeaseTTL <= 0 {
 		return fmt.Errorf("invalid retries %d or lease ttl %v", m.Retries, m.LeaseTTL.D())

@@ -8,15 +8,21 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // S3API is the part of the S3 API that burst calls, with the SDK's
@@ -55,6 +61,7 @@ type S3Store struct {
 	// RetryFor bounds the time spent retrying one call (default 2 min).
 	RetryFor time.Duration
 	requests atomic.Int64
+	clock    *s3Clock
 }
 
 // Requests returns how many requests the store has sent, retries
@@ -62,18 +69,34 @@ type S3Store struct {
 func (s *S3Store) Requests() int64 { return s.requests.Load() }
 
 // S3ClientOptions configures an S3 client for S3Store: no SDK retries (the
-// store retries itself), no log line for responses without a checksum
-// (small objects often have none), and path-style addressing when
-// pathStyle is set, as S3-compatible servers on a custom endpoint need.
+// store retries itself), an HTTP client that gives up on a connection
+// that cannot be made within s3ConnectTimeout or a server that does not
+// start answering within s3HeaderTimeout (so that no call, a lease
+// renewal least of all, hangs on a dead connection), no log line for
+// responses without a checksum (small objects often have none), and
+// path-style addressing when pathStyle is set, as S3-compatible servers on
+// a custom endpoint need.
 func S3ClientOptions(pathStyle bool) func(*s3.Options) {
 	return func(o *s3.Options) {
 		o.Retryer = aws.NopRetryer{}
+		o.HTTPClient = awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = s3ConnectTimeout }).
+			WithTransportOptions(func(t *http.Transport) {
+				t.TLSHandshakeTimeout = s3ConnectTimeout
+				t.ResponseHeaderTimeout = s3HeaderTimeout
+			})
 		o.DisableLogOutputChecksumValidationSkipped = true
 		if pathStyle {
 			o.UsePathStyle = true
 		}
 	}
 }
+
+// Timeouts of the S3 client's connections (see S3ClientOptions).
+const (
+	s3ConnectTimeout = 10 * time.Second
+	s3HeaderTimeout  = 30 * time.Second
+)
 
 // multipartThreshold is the size from which PutFile uploads in parts,
 // concurrently.
@@ -88,8 +111,8 @@ func NewS3Store(api S3API, bucket, prefix string, log *slog.Logger) *S3Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &S3Store{bucket: bucket, prefix: prefix, log: log, RetryFor: 2 * time.Minute}
-	s.api = countingAPI{api: api, n: &s.requests}
+	s := &S3Store{bucket: bucket, prefix: prefix, log: log, RetryFor: 2 * time.Minute, clock: &s3Clock{}}
+	s.api = countingAPI{api: api, n: &s.requests, opt: s.clock.option}
 	s.tm = transfermanager.New(s.api, func(o *transfermanager.Options) {
 		o.MultipartUploadThreshold = multipartThreshold
 		o.PartSizeBytes = 8 << 20
@@ -423,55 +446,127 @@ func (s *S3Store) Check(ctx context.Context) error {
 	return nil
 }
 
-// countingAPI counts every request sent through it.
+// countingAPI counts every request sent through it, and adds opt to
+// each.
 type countingAPI struct {
 	api S3API
 	n   *atomic.Int64
+	opt func(*s3.Options)
 }
 
 func (c countingAPI) GetObject(ctx context.Context, in *s3.GetObjectInput, o ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
 	c.n.Add(1)
-	return c.api.GetObject(ctx, in, o...)
+	return c.api.GetObject(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) HeadObject(ctx context.Context, in *s3.HeadObjectInput, o ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
 	c.n.Add(1)
-	return c.api.HeadObject(ctx, in, o...)
+	return c.api.HeadObject(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
 	c.n.Add(1)
-	return c.api.PutObject(ctx, in, o...)
+	return c.api.PutObject(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, o ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
 	c.n.Add(1)
-	return c.api.DeleteObject(ctx, in, o...)
+	return c.api.DeleteObject(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, o ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
 	c.n.Add(1)
-	return c.api.ListObjectsV2(ctx, in, o...)
+	return c.api.ListObjectsV2(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, o ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
 	c.n.Add(1)
-	return c.api.CreateMultipartUpload(ctx, in, o...)
+	return c.api.CreateMultipartUpload(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) UploadPart(ctx context.Context, in *s3.UploadPartInput, o ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
 	c.n.Add(1)
-	return c.api.UploadPart(ctx, in, o...)
+	return c.api.UploadPart(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, o ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
 	c.n.Add(1)
-	return c.api.CompleteMultipartUpload(ctx, in, o...)
+	return c.api.CompleteMultipartUpload(ctx, in, append(o, c.opt)...)
 }
 
 func (c countingAPI) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, o ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
 	c.n.Add(1)
-	return c.api.AbortMultipartUpload(ctx, in, o...)
+	return c.api.AbortMultipartUpload(ctx, in, append(o, c.opt)...)
+}
+
+// Now returns the store's time: the Date of the latest answer, plus the
+// time elapsed since on this machine's monotonic clock (see Store.Now).
+// With no recent answer it asks the server first. A server that sends no
+// Date (a test's fake) leaves this machine's clock.
+func (s *S3Store) Now(ctx context.Context) (time.Time, error) {
+	if t, ok := s.clock.now(); ok {
+		return t, nil
+	}
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1)}
+	if _, err := s.do(ctx, "read the clock", func() error {
+		_, err := s.api.ListObjectsV2(ctx, in)
+		return err
+	}); err != nil {
+		return time.Time{}, s.wrap("reading the clock of", s.Location(), err)
+	}
+	if t, ok := s.clock.now(); ok {
+		return t, nil
+	}
+	return time.Now(), nil
+}
+
+// s3Clock estimates the S3 server's time from the Date of its answers.
+type s3Clock struct {
+	mu   sync.Mutex
+	date time.Time // the best Date seen
+	at   time.Time // when it arrived, with its monotonic reading
+}
+
+// s3ClockFresh is how long one Date serves before another is needed:
+// short enough that the rates of two clocks cannot drift apart in it.
+const s3ClockFresh = time.Minute
+
+func (c *s3Clock) now() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) > s3ClockFresh {
+		return time.Time{}, false
+	}
+	return c.date.Add(time.Since(c.at)), true
+}
+
+// observe records a Date seen in an answer. Dates have a resolution of a
+// second, so the estimate keeps the latest: the one closest to the truth
+// (which it never passes).
+func (c *s3Clock) observe(date time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stale := c.at.IsZero() || time.Since(c.at) > s3ClockFresh/2
+	if stale || date.After(c.date.Add(time.Since(c.at))) {
+		c.date, c.at = date, time.Now()
+	}
+}
+
+// option adds to a request a step that reads the Date of its answer,
+// errors included.
+func (c *s3Clock) option(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Deserialize.Add(middleware.DeserializeMiddlewareFunc("burstStoreClock",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && resp != nil {
+					if d, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+						c.observe(d)
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+	})
 }
 
 // ParseS3URL splits s3://bucket/prefix into its bucket and prefix (without

@@ -29,9 +29,11 @@ var (
 
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
-	Key      string
-	Size     int64
-	ETag     string
+	Key  string
+	Size int64
+	ETag string
+	// Modified is when the object was last written, on the store's clock
+	// (see Store.Now), possibly truncated to the second.
 	Modified time.Time
 }
 
@@ -75,6 +77,14 @@ type Store interface {
 	// Location names the store for people and for other processes:
 	// a directory path or an s3:// URL.
 	Location() string
+	// Now returns the store's current time: the clock that stamps
+	// ObjectInfo.Modified, which every machine sharing the store reads
+	// alike, whatever its own clock says. Leases are judged by it (see
+	// Lease). It may be estimated from recent answers (the Date of an
+	// HTTP response, plus the time elapsed since on this machine's
+	// monotonic clock), and may then lag the truth by up to a second, but
+	// must never run ahead of it by more than ClockGrace.
+	Now(ctx context.Context) (time.Time, error)
 }
 
 // ValidKey reports whether key can be stored: non-empty, relative,

@@ -138,7 +138,7 @@ func (l *localRun) execute(ctx context.Context) error {
 	}
 	if l.workers > 0 {
 		pool.Local = &provision.Local{
-			Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second, Wait: true,
+			Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second,
 			Logger: slog.Default(),
 		}
 	}

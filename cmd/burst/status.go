@@ -74,7 +74,7 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 			rep.FailedList = append(rep.FailedList, *st)
 		}
 	}
-	hosts := hostsOf(p.Beats, time.Now())
+	hosts := hostsOf(p.Beats, p.Now)
 	rep.Hosts = []statusHost{}
 	for _, h := range hosts {
 		rep.Hosts = append(rep.Hosts, statusHost{Host: h.host, Workers: h.workers, Slots: h.slots, Running: h.running})
@@ -89,7 +89,7 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 	fmt.Fprintf(w, "tasks:    %d total: %d ok, %d failed, %d running, %d queued\n", p.Total, p.OK, p.Failed, p.Running, p.Queued)
 	fmt.Fprintf(w, "workers:  %d live\n", p.Workers)
 	for _, h := range hosts {
-		fmt.Fprintf(w, "          on %s: %s, %d slots, %d running, last seen %s ago\n", h.host, countOf(h.workers, "worker"), h.slots, h.running, time.Since(h.lastSeen).Round(time.Second))
+		fmt.Fprintf(w, "          on %s: %s, %d slots, %d running, last seen %s ago\n", h.host, countOf(h.workers, "worker"), h.slots, h.running, p.Now.Sub(h.lastSeen).Round(time.Second))
 	}
 	if len(rep.FailedList) > 0 {
 		fmt.Fprintf(w, "failed:\n")
@@ -340,8 +340,8 @@ func hostsOf(beats []staging.Heartbeat, now time.Time) []hostWorkers {
 		h.workers++
 		h.slots += hb.Slots
 		h.running += len(hb.Running)
-		if hb.LastSeen.After(h.lastSeen) {
-			h.lastSeen = hb.LastSeen
+		if hb.Written.After(h.lastSeen) {
+			h.lastSeen = hb.Written // on the store's clock, as now
 		}
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slicerburst/burst/staging"
 )
@@ -36,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) staging.Store) {
 		{"CreateRace", testCreateRace},
 		{"ReplaceRace", testReplaceRace},
 		{"Cancelled", testCancelled},
+		{"Clock", testClock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,5 +381,37 @@ func testCancelled(t *testing.T, s staging.Store) {
 	}
 	if _, _, err := s.Get(ctx, "c/x"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// testClock: objects are stamped on the store's clock, which Now reads:
+// a write's Modified lies between Now before it and Now after it, give or
+// take the stamps' resolution (ClockGrace).
+func testClock(t *testing.T, s staging.Store) {
+	ctx := context.Background()
+	before, err := s.Now(ctx)
+	if err != nil {
+		t.Fatalf("Now: %v", err)
+	}
+	mustPut(t, s, "runs/x/clock/a", "1")
+	after, err := s.Now(ctx)
+	if err != nil {
+		t.Fatalf("Now: %v", err)
+	}
+	if after.Before(before) {
+		t.Errorf("the store's clock went back from %s to %s", before, after)
+	}
+	info, err := s.Stat(ctx, "runs/x/clock/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := s.List(ctx, "runs/x/clock/")
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("List: %v, %v", infos, err)
+	}
+	for what, m := range map[string]time.Time{"Stat": info.Modified, "List": infos[0].Modified} {
+		if m.Before(before.Add(-staging.ClockGrace)) || m.After(after.Add(staging.ClockGrace)) {
+			t.Errorf("%s: modified %s, outside [%s, %s] of the store's clock", what, m, before, after)
+		}
 	}
 }
