@@ -59,8 +59,13 @@ check-config:
 # fuzz seeds, CLI end-to-end scripts,
 # the offline checks of terraform/ and images/, and the Python package's
 # tests (client, Processes drop-in, data helpers) against the built binary.
+# The worker and the run store, where goroutines share leases, run under
+# the race detector.
+TEST_ENV := BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio BURST_MOTO=$(CURDIR)/.cache/moto/bin/moto_server
+RACE_PKGS := ./executor/... ./staging/...
 test: build python minio moto sshd lint check-config
-	BURST_TEST_PYTHON=$(CURDIR)/$(PYTHON) BURST_MINIO=$(CURDIR)/.cache/bin/minio BURST_MOTO=$(CURDIR)/.cache/moto/bin/moto_server $(GO) test -count=1 -timeout 20m ./...
+	$(TEST_ENV) $(GO) test -count=1 -timeout 20m -race $(RACE_PKGS)
+	$(TEST_ENV) $(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/executor' -e '/staging')
 	$(MAKE) test-python
 
 # The Python package's tests alone.

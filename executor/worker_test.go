@@ -167,11 +167,12 @@ func lines(t *testing.T, path string) []string {
 }
 
 const echoScript = `
-import os, pickle, sys
+import os, pickle, sys, time
 p = pickle.load(sys.stdin.buffer)
 with open(os.path.join(os.environ["BURST_TEST_DIR"], "ran.log"), "a") as f:
     f.write(os.environ["BURST_TASK_ID"] + "\n")
 ballast = bytearray(int(p["i"]) * 1024 * 1024)  # peak memory grows with i
+time.sleep(0.15)  # long enough to be sampled (see rssProbe)
 print("working on", p["i"], file=sys.stderr)
 pickle.dump({"square": p["i"] ** 2, "task": os.environ["BURST_TASK_ID"],
              "run": os.environ["BURST_RUN_ID"], "attempt": int(os.environ["BURST_ATTEMPT"]),
