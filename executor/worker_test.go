@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,16 +34,20 @@ func TestMain(m *testing.M) {
 }
 
 func workerMain() int {
-	store, err := staging.OpenFS(os.Getenv("BURST_TEST_STORE"))
+	store, err := openWorkerStore()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// Its tasks may want to take it down (see TestPoisonTaskIsFailed).
+	os.Setenv("BURST_TEST_WORKER_PID", strconv.Itoa(os.Getpid()))
 	run, _ := staging.OpenRun(store, os.Getenv("BURST_TEST_RUN"))
 	slots, _ := strconv.Atoi(os.Getenv("BURST_TEST_SLOTS"))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	_, err = executor.Run(context.Background(), executor.Config{
 		Run: run, Slots: slots, Python: os.Getenv("BURST_TEST_PYTHON_BIN"),
 		WorkDir: os.Getenv("BURST_TEST_WORKDIR"), Heartbeat: 200 * time.Millisecond,
+		Clock: workerClock(), Logger: log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
@@ -95,20 +100,7 @@ func stage(t *testing.T, script string, n int, m staging.Manifest, shared ...str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	path := filepath.Join(dir, "job.py")
-	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inputs := make([]staging.Input, n)
-	for i := range inputs {
-		d := pickle.NewDict()
-		d.Set("i", int64(i))
-		p, err := pickle.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs[i] = staging.Input{ID: fmt.Sprintf("%04d", i), Pickle: p}
-	}
+	path, inputs := scriptAndInputs(t, dir, script, n)
 	if m.LeaseTTL == 0 {
 		m.LeaseTTL = staging.Duration(10 * time.Second)
 	}
@@ -124,6 +116,27 @@ func stage(t *testing.T, script string, n int, m staging.Manifest, shared ...str
 		t.Fatal(err)
 	}
 	return &fixture{store: store, run: run, man: man, python: testpy.Python(t), dir: dir}
+}
+
+// scriptAndInputs writes script into dir and returns its path and n task
+// inputs {"i": i}, named 0000, 0001, ...
+func scriptAndInputs(t *testing.T, dir, script string, n int) (string, []staging.Input) {
+	t.Helper()
+	path := filepath.Join(dir, "job.py")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inputs := make([]staging.Input, n)
+	for i := range inputs {
+		d := pickle.NewDict()
+		d.Set("i", int64(i))
+		p, err := pickle.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[i] = staging.Input{ID: fmt.Sprintf("%04d", i), Pickle: p}
+	}
+	return path, inputs
 }
 
 func (f *fixture) config(t *testing.T, slots int) executor.Config {

@@ -221,17 +221,32 @@ func (r *Run) ClaimFresh(ctx context.Context, chunk int, worker string, ttl time
 	return nil, 0, fmt.Errorf("claiming chunk %d: %w", chunk, err)
 }
 
-// ownLease reads a chunk's lease and reports whether it carries token.
+// ownLease reads a chunk's lease back and reports whether it carries
+// token: after a write whose answer was lost, whether the write (or an
+// earlier one of this holding) took effect. Reads that fail are tried
+// again for a few seconds, since the answer decides whether a lease that
+// may well be ours is kept.
 func (r *Run) ownLease(ctx context.Context, chunk int, token string) (Lease, string, bool) {
-	data, etag, err := r.Store.Get(ctx, r.LeaseKey(chunk))
-	if err != nil {
-		return Lease{}, "", false
+	wait := 50 * time.Millisecond
+	for try := 0; ; try++ {
+		data, etag, err := r.Store.Get(ctx, r.LeaseKey(chunk))
+		if err == nil {
+			var l Lease
+			if json.Unmarshal(data, &l) != nil || l.Token != token {
+				return Lease{}, "", false
+			}
+			return l, etag, true
+		}
+		if errors.Is(err, ErrNotFound) || ctx.Err() != nil || try == 5 {
+			return Lease{}, "", false
+		}
+		select {
+		case <-ctx.Done():
+			return Lease{}, "", false
+		case <-time.After(wait):
+		}
+		wait *= 2
 	}
-	var l Lease
-	if json.Unmarshal(data, &l) != nil || l.Token != token {
-		return Lease{}, "", false
-	}
-	return l, etag, true
 }
 
 // ReadLease returns a chunk's lease, or ErrNotFound when nobody claimed it.

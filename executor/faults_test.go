@@ -1,0 +1,602 @@
+package executor_test
+
+// Fault injection for the worker: worker processes whose store pauses or
+// kills them at a chosen step of a task's commit, loses answers, or fails
+// at random; then the run is checked from the outside (see checkRun).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/slicerburst/burst/internal/testminio"
+	"github.com/slicerburst/burst/internal/testpy"
+	"github.com/slicerburst/burst/staging"
+)
+
+// errInjected is the error of an injected fault: a network error, as far
+// as the worker can tell.
+var errInjected = errors.New("connection reset by peer (injected)")
+
+// faultStore wraps a store with faults:
+//   - a trigger: at the first write whose operation, key and data match,
+//     before or after it takes effect, the process stops itself (SIGSTOP,
+//     to be continued by the test) or dies (SIGKILL);
+//   - at random, with probability rate each: a write that fails without
+//     taking effect, a write that takes effect and then fails (a lost
+//     answer), a read that fails.
+type faultStore struct {
+	staging.Store
+	trig *trigger
+	rate float64
+	mu   sync.Mutex
+	rng  *rand.Rand
+}
+
+// trigger is "op|key part|data part|before or after|stop or kill", op one
+// of put, create, replace.
+type trigger struct {
+	op, key, data, when, action string
+	once                        sync.Once
+}
+
+func parseTrigger(s string) *trigger {
+	p := strings.Split(s, "|")
+	if len(p) != 5 {
+		return nil
+	}
+	return &trigger{op: p[0], key: p[1], data: p[2], when: p[3], action: p[4]}
+}
+
+func (f *faultStore) maybeFire(op, key string, data []byte, when string) {
+	t := f.trig
+	if t == nil || t.op != op || t.when != when || !strings.Contains(key, t.key) || !bytes.Contains(data, []byte(t.data)) {
+		return
+	}
+	t.once.Do(func() {
+		sig := syscall.SIGSTOP
+		if t.action == "kill" {
+			sig = syscall.SIGKILL
+		}
+		// To this very thread, which then stops (or dies) before it
+		// takes another step; a signal to the process might let it go
+		// on for a moment.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		syscall.Tgkill(os.Getpid(), syscall.Gettid(), sig)
+	})
+}
+
+func (f *faultStore) roll() (fail, lose bool) {
+	if f.rate == 0 {
+		return false, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.rng.Float64()
+	return r < f.rate, r >= f.rate && r < 2*f.rate
+}
+
+func (f *faultStore) write(op, key string, data []byte, do func() (string, error)) (string, error) {
+	f.maybeFire(op, key, data, "before")
+	fail, lose := f.roll()
+	if fail {
+		return "", errInjected
+	}
+	etag, err := do()
+	f.maybeFire(op, key, data, "after")
+	if lose && err == nil {
+		return "", errInjected
+	}
+	return etag, err
+}
+
+func (f *faultStore) Put(ctx context.Context, key string, data []byte) (string, error) {
+	return f.write("put", key, data, func() (string, error) { return f.Store.Put(ctx, key, data) })
+}
+
+func (f *faultStore) Create(ctx context.Context, key string, data []byte) (string, error) {
+	return f.write("create", key, data, func() (string, error) { return f.Store.Create(ctx, key, data) })
+}
+
+func (f *faultStore) Replace(ctx context.Context, key string, data []byte, etag string) (string, error) {
+	return f.write("replace", key, data, func() (string, error) { return f.Store.Replace(ctx, key, data, etag) })
+}
+
+func (f *faultStore) Get(ctx context.Context, key string) ([]byte, string, error) {
+	if fail, _ := f.roll(); fail {
+		return nil, "", errInjected
+	}
+	return f.Store.Get(ctx, key)
+}
+
+func (f *faultStore) List(ctx context.Context, prefix string) ([]staging.ObjectInfo, error) {
+	if fail, _ := f.roll(); fail {
+		return nil, errInjected
+	}
+	return f.Store.List(ctx, prefix)
+}
+
+// openWorkerStore opens the store a worker process is told to use by its
+// environment, with the faults it is told to inject.
+func openWorkerStore() (staging.Store, error) {
+	var store staging.Store
+	if bucket := os.Getenv("BURST_TEST_S3_BUCKET"); bucket != "" {
+		cfg, err := config.LoadDefaultConfig(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		store = staging.NewS3Store(s3.NewFromConfig(cfg, staging.S3ClientOptions(true)), bucket, "", nil)
+	} else {
+		fs, err := staging.OpenFS(os.Getenv("BURST_TEST_STORE"))
+		if err != nil {
+			return nil, err
+		}
+		store = fs
+	}
+	rate, _ := strconv.ParseFloat(os.Getenv("BURST_TEST_FAULT_RATE"), 64)
+	seed, _ := strconv.ParseUint(os.Getenv("BURST_TEST_FAULT_SEED"), 10, 64)
+	trig := parseTrigger(os.Getenv("BURST_TEST_FAULT"))
+	if rate == 0 && trig == nil {
+		return store, nil
+	}
+	return &faultStore{Store: store, trig: trig, rate: rate, rng: rand.New(rand.NewPCG(seed, 1))}, nil
+}
+
+// workerClock is the clock a worker process is told to use: this
+// machine's, off by BURST_TEST_CLOCK_OFFSET.
+func workerClock() func() time.Time {
+	off, err := time.ParseDuration(os.Getenv("BURST_TEST_CLOCK_OFFSET"))
+	if err != nil || off == 0 {
+		return nil
+	}
+	return func() time.Time { return time.Now().Add(off) }
+}
+
+// faultRun is a staged run that worker processes work on.
+type faultRun struct {
+	store  staging.Store
+	run    *staging.Run
+	man    *staging.Manifest
+	python string
+	dir    string   // scratch shared with the scripts (BURST_TEST_DIR)
+	env    []string // how a worker process opens the store
+}
+
+// onFS returns a fresh filesystem store and how a worker opens it.
+func onFS(t *testing.T) (staging.Store, []string) {
+	dir := filepath.Join(t.TempDir(), "store")
+	fs, err := staging.OpenFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	return fs, []string{"BURST_TEST_STORE=" + dir}
+}
+
+// onS3 returns a fresh bucket on srv and how a worker opens it.
+func onS3(t *testing.T, srv *testminio.Server) (staging.Store, []string) {
+	bucket := srv.NewBucket(t)
+	store := staging.NewS3Store(srv.Client(t, staging.S3ClientOptions(true)), bucket, "", nil)
+	return store, append(srv.Env(), "BURST_TEST_S3_BUCKET="+bucket)
+}
+
+// stageFault stages script with n tasks {"i": i} on store.
+func stageFault(t *testing.T, store staging.Store, env []string, script string, n int, m staging.Manifest) *faultRun {
+	t.Helper()
+	dir := t.TempDir()
+	path, inputs := scriptAndInputs(t, dir, script, n)
+	ctx := context.Background()
+	run, err := staging.Stage(ctx, store, staging.StageRequest{ScriptPath: path, Inputs: inputs, Manifest: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := run.Manifest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &faultRun{store: store, run: run, man: man, python: testpy.Python(t), dir: dir, env: env}
+}
+
+// start starts a worker process on the run, with extra environment (its
+// faults); it is killed at the end of the test if still running.
+func (f *faultRun) start(t *testing.T, slots int, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), f.env...)
+	cmd.Env = append(cmd.Env,
+		"BURST_TEST_WORKER=1",
+		"BURST_TEST_RUN="+f.run.ID,
+		"BURST_TEST_SLOTS="+strconv.Itoa(slots),
+		"BURST_TEST_PYTHON_BIN="+f.python,
+		"BURST_TEST_WORKDIR="+t.TempDir(),
+		"BURST_TEST_DIR="+f.dir,
+	)
+	cmd.Env = append(cmd.Env, extra...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGCONT)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("worker %d stderr:\n%s", cmd.Process.Pid, lastLines(stderr.String(), 30))
+		}
+	})
+	return cmd
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// waitStopped waits until process pid is stopped (by a SIGSTOP it sent
+// itself) or gone; it reports whether it stopped.
+func waitStopped(t *testing.T, cmd *exec.Cmd, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) STATE ...
+		if i := bytes.LastIndexByte(data, ')'); i > 0 && i+2 < len(data) {
+			switch data[i+2] {
+			case 'T', 't':
+				return true
+			case 'Z':
+				return false
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("worker %d neither stopped nor died within %s", cmd.Process.Pid, within)
+	return false
+}
+
+// waitExit waits for a worker process to end, and fails the test if it
+// does not within the time given or ends in error.
+func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("worker %d: %v", cmd.Process.Pid, err)
+		}
+	case <-time.After(within):
+		cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in its stderr
+		<-done
+		t.Fatalf("worker %d still running after %s", cmd.Process.Pid, within)
+	}
+}
+
+// checkRun checks, from the outside, that every task has exactly one
+// commit and that what reports it (burst status's progress), what
+// collects it (results.jsonl) and what it collects (outputs/) agree. It
+// returns the committed statuses by task.
+func checkRun(t *testing.T, f *faultRun) map[string]*staging.Status {
+	t.Helper()
+	ctx := context.Background()
+	run, _ := staging.OpenRun(f.store, f.run.ID) // nothing cached
+	prefix := "runs/" + run.ID + "/"
+	objs, err := f.store.List(ctx, prefix+"status/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != len(f.man.Tasks) {
+		t.Errorf("%d statuses for %d tasks", len(objs), len(f.man.Tasks))
+	}
+	sts := map[string]*staging.Status{}
+	for _, id := range f.man.Tasks {
+		st, err := run.ReadStatus(ctx, id)
+		if err != nil {
+			t.Errorf("task %s: no commit: %v", id, err)
+			continue
+		}
+		sts[id] = st
+	}
+	p, err := run.ReadProgress(ctx, f.man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	coll, err := staging.NewCollector(run, f.man, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.CollectAll(ctx, p); err != nil {
+		t.Fatalf("collecting: %v", err)
+	}
+	if err := coll.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]staging.ResultLine{}
+	for _, l := range readJSONL(t, filepath.Join(out, "results.jsonl")) {
+		if _, dup := lines[l.Task]; dup {
+			t.Errorf("task %s twice in results.jsonl", l.Task)
+		}
+		lines[l.Task] = l
+	}
+	ok := 0
+	for id, st := range sts {
+		_, hasOutput := os.Stat(coll.OutputPath(id))
+		l, inIndex := lines[id]
+		switch {
+		case !inIndex:
+			t.Errorf("task %s is missing from results.jsonl", id)
+		case l.Status != st.Status:
+			t.Errorf("task %s: status says %s, results.jsonl %s", id, st.Status, l.Status)
+		case p.OKSet[id] != (st.Status == staging.StatusOK):
+			t.Errorf("task %s: status says %s, progress says ok=%v", id, st.Status, p.OKSet[id])
+		case (hasOutput == nil) != (st.Status == staging.StatusOK):
+			t.Errorf("task %s: status says %s, outputs/ has it: %v", id, st.Status, hasOutput == nil)
+		}
+		if st.Status == staging.StatusOK {
+			ok++
+			data, _ := os.ReadFile(coll.OutputPath(id))
+			want, err := run.Output(ctx, id)
+			if err != nil || !bytes.Equal(data, want) {
+				t.Errorf("task %s: outputs/ differs from the committed output (%v)", id, err)
+			}
+		}
+	}
+	if p.OK != ok || p.Done() != len(sts) || p.State != staging.StateDone {
+		t.Errorf("progress %d ok, %d done, %s; the commits say %d ok of %d", p.OK, p.Done(), p.State, ok, len(sts))
+	}
+	return sts
+}
+
+func readJSONL(t *testing.T, path string) []staging.ResultLine {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []staging.ResultLine
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var l staging.ResultLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("results.jsonl: %v", err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// onceScript succeeds the first time a task runs and fails at once every
+// later time: a second execution of a task can never go unnoticed.
+const onceScript = `
+import os, pickle, sys
+p = pickle.load(sys.stdin.buffer)
+d = os.environ["BURST_TEST_DIR"]
+try:
+    os.close(os.open(os.path.join(d, "ran-" + os.environ["BURST_TASK_ID"]), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+except FileExistsError:
+    sys.exit("this task ran before")
+pickle.dump({"i": p["i"]}, sys.stdout.buffer)
+`
+
+// commitSteps are the steps of a task's commit at which a worker is
+// paused or killed, with the outcome the task must end with.
+var commitSteps = []struct {
+	name, trigger, want string
+}{
+	// The execution succeeded; its worker is gone before storing the
+	// output: the taker's execution (which fails) commits.
+	{"before-output", "put|/results/||before", staging.StatusFailed},
+	// Output stored, not committed: the taker's execution commits.
+	{"before-commit", "create|/status/||before", staging.StatusFailed},
+	// Committed: the taker finds the commit and runs nothing.
+	{"after-commit", "create|/status/||after", staging.StatusOK},
+	{"before-complete", `replace|/leases/|"done":true|before`, staging.StatusOK},
+}
+
+// Invariant: a worker paused past its lease, or killed, at any step of a
+// task's commit leaves exactly one commit, and status, results.jsonl and
+// outputs/ agree on it; a paused worker that wakes up changes nothing.
+func TestCommitStepFaults(t *testing.T) {
+	for _, step := range commitSteps {
+		for _, action := range []string{"stop", "kill"} {
+			t.Run(step.name+"/"+action, func(t *testing.T) {
+				t.Parallel()
+				store, env := onFS(t)
+				commitStepFault(t, store, env, step.trigger+"|"+action, step.want)
+			})
+		}
+	}
+}
+
+// Invariant: as TestCommitStepFaults, on S3 (MinIO).
+func TestS3CommitStepFaults(t *testing.T) {
+	srv := testminio.Start(t)
+	for _, step := range commitSteps[1:3] {
+		for _, action := range []string{"stop", "kill"} {
+			t.Run(step.name+"/"+action, func(t *testing.T) {
+				t.Parallel()
+				store, env := onS3(t, srv)
+				commitStepFault(t, store, env, step.trigger+"|"+action, step.want)
+			})
+		}
+	}
+}
+
+func commitStepFault(t *testing.T, store staging.Store, env []string, trig, want string) {
+	ttl := 2 * time.Second
+	f := stageFault(t, store, env, onceScript, 1, staging.Manifest{Slots: 1, LeaseTTL: staging.Duration(ttl)})
+	victim := f.start(t, 1, "BURST_TEST_FAULT="+trig)
+	stopped := waitStopped(t, victim, 60*time.Second)
+	if !stopped {
+		victim.Wait() // killed
+	}
+	taker := f.start(t, 1)
+	waitExit(t, taker, 60*time.Second)
+	if stopped {
+		victim.Process.Signal(syscall.SIGCONT)
+		waitExit(t, victim, 60*time.Second)
+	}
+	sts := checkRun(t, f)
+	if st := sts["0000"]; st != nil && st.Status != want {
+		t.Errorf("task 0000 ended %s (%s) by %s, want %s", st.Status, st.Error, st.Worker, want)
+	}
+	if l, err := f.run.ReadLease(context.Background(), 0); err != nil || !l.Done || l.Takeovers != 1 {
+		t.Errorf("lease %+v, %v: want done after one takeover", l, err)
+	}
+}
+
+// Invariant: answers lost after the write took effect (leases, commits,
+// outputs) cost nothing: no lease is abandoned as someone else's, no task
+// runs twice, every task commits once.
+func TestLostAnswers(t *testing.T) {
+	t.Parallel()
+	store, env := onFS(t)
+	f := stageFault(t, store, env, onceScript, 24, staging.Manifest{Slots: 2, LeaseTTL: staging.Duration(3 * time.Second)})
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	w := f.start(t, 2, "BURST_TEST_FAULT_RATE=0.15", fmt.Sprintf("BURST_TEST_FAULT_SEED=%d", seed))
+	waitExit(t, w, 120*time.Second)
+	for id, st := range checkRun(t, f) {
+		if st.Status != staging.StatusOK {
+			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
+		}
+	}
+	for i := range f.man.Chunks {
+		if l, err := f.run.ReadLease(context.Background(), i); err != nil || !l.Done || l.Takeovers != 0 {
+			t.Errorf("chunk %d: lease %+v, %v: want done, never taken over", i, l, err)
+		}
+	}
+}
+
+// Invariant: workers whose clocks are ten minutes ahead and behind share a
+// run as if their clocks agreed: no live lease is taken over, every task
+// runs once.
+func TestClockOffsets(t *testing.T) {
+	t.Parallel()
+	store, env := onFS(t)
+	script := strings.Replace(onceScript, "pickle.dump", "import time; time.sleep(0.2)\npickle.dump", 1)
+	f := stageFault(t, store, env, script, 30, staging.Manifest{Slots: 2, LeaseTTL: staging.Duration(2 * time.Second)})
+	ahead := f.start(t, 1, "BURST_TEST_CLOCK_OFFSET=10m")
+	behind := f.start(t, 1, "BURST_TEST_CLOCK_OFFSET=-10m")
+	waitExit(t, ahead, 120*time.Second)
+	waitExit(t, behind, 120*time.Second)
+	for id, st := range checkRun(t, f) {
+		if st.Status != staging.StatusOK {
+			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
+		}
+	}
+	for i := range f.man.Chunks {
+		if l, err := f.run.ReadLease(context.Background(), i); err != nil || l.Takeovers != 0 {
+			t.Errorf("chunk %d: lease %+v, %v: taken over although its holder was live", i, l, err)
+		}
+	}
+}
+
+// Invariant: a worker with nothing left to claim stays while another holds
+// the last chunk, and takes it over when that worker dies.
+func TestIdleWorkerStaysForTheLastChunk(t *testing.T) {
+	t.Parallel()
+	store, env := onFS(t)
+	script := `
+import os, pickle, sys, time
+p = pickle.load(sys.stdin.buffer)
+d = os.environ["BURST_TEST_DIR"]
+try:
+    fd = os.open(os.path.join(d, "started"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    os.write(fd, b"1")
+    os.close(fd)
+    time.sleep(300)  # the first execution hangs until its worker dies
+except FileExistsError:
+    pass
+pickle.dump({"i": p["i"]}, sys.stdout.buffer)
+`
+	ttl := time.Second
+	f := stageFault(t, store, env, script, 1, staging.Manifest{Slots: 1, LeaseTTL: staging.Duration(ttl)})
+	holder := f.start(t, 1)
+	waitFile(t, filepath.Join(f.dir, "started"))
+	idle := f.start(t, 1)
+	exited := make(chan error, 1)
+	go func() { exited <- idle.Wait() }()
+	select {
+	case err := <-exited:
+		t.Fatalf("the idle worker left while another held the last chunk (%v)", err)
+	case <-time.After(4 * ttl):
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("idle worker: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the idle worker did not finish the dead holder's chunk")
+	}
+	if st := checkRun(t, f)["0000"]; st == nil || st.Status != staging.StatusOK {
+		t.Errorf("task 0000: %+v", st)
+	}
+}
+
+// Invariant: a task that takes its worker down every time (out of memory,
+// say) is failed with that reason once MaxLost workers were lost to it, and
+// the rest of the run goes on.
+func TestPoisonTaskIsFailed(t *testing.T) {
+	t.Parallel()
+	store, env := onFS(t)
+	script := `
+import os, pickle, signal, sys
+p = pickle.load(sys.stdin.buffer)
+if p["i"] == 1:
+    os.kill(int(os.environ["BURST_TEST_WORKER_PID"]), signal.SIGKILL)  # the worker dies with it
+    signal.pause()
+pickle.dump({"i": p["i"]}, sys.stdout.buffer)
+`
+	f := stageFault(t, store, env, script, 3, staging.Manifest{Slots: 1, LeaseTTL: staging.Duration(time.Second), MaxLost: 2})
+	if len(f.man.Chunks) != 2 {
+		t.Fatalf("chunks %v: want the poison task in a chunk with another", f.man.Chunks)
+	}
+	for lost := 0; ; lost++ {
+		w := f.start(t, 1)
+		err := w.Wait()
+		if err == nil {
+			break
+		}
+		if lost > 4 {
+			t.Fatalf("%d workers lost, and the run goes on failing them", lost)
+		}
+	}
+	sts := checkRun(t, f)
+	if st := sts["0001"]; st == nil || st.Status != staging.StatusFailed || !strings.Contains(st.Error, "worker was lost 2 times") {
+		t.Errorf("poison task: %+v", st)
+	}
+	for _, id := range []string{"0000", "0002"} {
+		if st := sts[id]; st == nil || st.Status != staging.StatusOK {
+			t.Errorf("task %s: %+v", id, st)
+		}
+	}
+}
