@@ -600,3 +600,92 @@ pickle.dump({"i": p["i"]}, sys.stdout.buffer)
 		}
 	}
 }
+
+// Invariant: whatever the schedule of pauses, kills and store errors,
+// every task has exactly one commit, and status, results.jsonl and
+// outputs/ agree. The schedule is drawn from a seed that the test prints;
+// BURST_TEST_SEED replays it.
+func TestRandomFaults(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	if s := os.Getenv("BURST_TEST_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (replay with BURST_TEST_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	store, env := onFS(t)
+	script := `
+import os, pickle, sys, time, random
+p = pickle.load(sys.stdin.buffer)
+time.sleep(random.uniform(0.05, 0.5))
+pickle.dump({"i": p["i"], "task": os.environ["BURST_TASK_ID"]}, sys.stdout.buffer)
+`
+	ttl := 1500 * time.Millisecond
+	f := stageFault(t, store, env, script, 100, staging.Manifest{Slots: 6, LeaseTTL: staging.Duration(ttl)})
+	type proc struct {
+		cmd    *exec.Cmd
+		paused bool
+		done   chan error
+	}
+	var procs []*proc
+	start := func() {
+		cmd := f.start(t, 2, "BURST_TEST_FAULT_RATE=0.03", fmt.Sprintf("BURST_TEST_FAULT_SEED=%d", rng.Uint64()))
+		p := &proc{cmd: cmd, done: make(chan error, 1)}
+		go func() { p.done <- cmd.Wait() }()
+		procs = append(procs, p)
+	}
+	for range 3 {
+		start()
+	}
+	finished := func() bool {
+		run, _ := staging.OpenRun(f.store, f.run.ID)
+		p, err := run.ReadProgress(context.Background(), f.man)
+		return err == nil && p.Done() == p.Total
+	}
+	var schedule []string
+	deadline := time.Now().Add(3 * time.Minute)
+	for events := 0; !finished(); events++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not finish within 3 minutes; schedule: %v", schedule)
+		}
+		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+		if events >= 15 {
+			continue // enough: let the run end
+		}
+		p := procs[rng.IntN(len(procs))]
+		if p.cmd.ProcessState != nil || len(p.done) > 0 {
+			continue
+		}
+		switch r := rng.IntN(10); {
+		case r < 4 && !p.paused: // a pause, often past the lease
+			d := time.Duration(200+rng.IntN(3500)) * time.Millisecond
+			schedule = append(schedule, fmt.Sprintf("pause %d for %s", p.cmd.Process.Pid, d))
+			p.cmd.Process.Signal(syscall.SIGSTOP)
+			p.paused = true
+			time.AfterFunc(d, func() { p.cmd.Process.Signal(syscall.SIGCONT) })
+		case r < 6: // a death, and a new worker in its place
+			schedule = append(schedule, fmt.Sprintf("kill %d", p.cmd.Process.Pid))
+			p.cmd.Process.Kill()
+			<-p.done
+			p.done <- errors.New("killed")
+			start()
+		}
+	}
+	t.Logf("schedule: %v", schedule)
+	for _, p := range procs {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		select {
+		case err := <-p.done:
+			if err != nil && err.Error() != "killed" {
+				t.Errorf("worker %d: %v", p.cmd.Process.Pid, err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("worker %d still running after the run finished", p.cmd.Process.Pid)
+		}
+	}
+	for id, st := range checkRun(t, f) {
+		if st.Status != staging.StatusOK && !strings.Contains(st.Error, "worker was lost") {
+			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
+		}
+	}
+}

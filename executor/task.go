@@ -46,6 +46,10 @@ func ResolvePython(requested string) (string, error) {
 	return "", errors.New("no interpreter found: neither PythonSlicer nor python3 is on PATH; give one with --python")
 }
 
+// errDamaged marks a store object whose content is not what the run says
+// it is: fetching it again will not help.
+var errDamaged = errors.New("the store copy is damaged")
+
 // prepare fetches the script and the shared files into the work directory.
 func (w *worker) prepare(ctx context.Context) error {
 	p, err := prepare(ctx, w.run, w.man, w.cfg.WorkDir, w.cfg.CacheDir, w.log)
@@ -91,7 +95,7 @@ func prepare(ctx context.Context, run *staging.Run, man *staging.Manifest, workD
 			}
 			if ok, err := fileHasHash(cached, f.SHA256); !ok {
 				os.Remove(cached)
-				return p, fmt.Errorf("shared file %s does not match its hash %s (%v): the store copy is damaged", f.Name, f.SHA256, err)
+				return p, fmt.Errorf("shared file %s does not match its hash %s (%v): %w", f.Name, f.SHA256, err, errDamaged)
 			}
 		}
 		link := filepath.Join(p.shared, f.Name)

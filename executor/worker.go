@@ -232,16 +232,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		cfg: cfg, run: cfg.Run, log: log.With("worker", cfg.ID, "run", cfg.Run.ID),
 		held: map[int]*chunkState{}, running: map[string]bool{}, started: time.Now(),
 	}
-	man, err := w.run.Manifest(ctx)
-	if err != nil {
+	// The store may be down for a while: wait for it.
+	if err := retryStore(ctx, w.log, "reading the manifest", func(ctx context.Context) (err error) {
+		w.man, err = w.run.Manifest(ctx)
+		return err
+	}); err != nil {
 		return Summary{}, err
 	}
-	w.man = man
-	w.ttl = man.LeaseTTL.D()
+	w.ttl = w.man.LeaseTTL.D()
 	if w.cfg.Poll <= 0 {
 		w.cfg.Poll = min(w.ttl/4, 5*time.Second)
 	}
-	if err := w.prepare(ctx); err != nil {
+	if err := retryStore(ctx, w.log, "fetching the script and shared files", w.prepare); err != nil {
 		return Summary{}, err
 	}
 	if err := w.startServers(); err != nil {
@@ -252,7 +254,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w.cancel = cancel
-	if cancelled, err := w.cancelRequested(wctx); err != nil {
+	var cancelled bool
+	if err := retryStore(wctx, w.log, "checking for cancel", func(ctx context.Context) (err error) {
+		cancelled, err = w.cancelRequested(ctx)
+		return err
+	}); err != nil {
 		return Summary{}, err
 	} else if cancelled {
 		return Summary{}, ErrCancelled
@@ -521,14 +527,16 @@ func (w *worker) maybeComplete(ctx context.Context, chunk int, cs *chunkState) {
 	// committed and completes the chunk itself.
 	cctx, cancel := context.WithDeadline(ctx, cs.lease.ValidUntil())
 	defer cancel()
+	var lost error
 	err := w.store(cctx, "completing chunk", func(ctx context.Context) error {
 		err := cs.lease.Complete(ctx, fin)
 		if errors.Is(err, staging.ErrLeaseLost) {
+			lost = err
 			return nil
 		}
 		return err
 	})
-	if err == nil {
+	if err == nil && lost == nil {
 		w.claimer.Completed(chunk)
 	}
 }
@@ -686,22 +694,28 @@ func (w *worker) now() time.Time {
 // can fix (the bucket is gone, access denied, the run removed), after
 // which the worker stops.
 func (w *worker) store(ctx context.Context, what string, op func(context.Context) error) error {
+	err := retryStore(ctx, w.log, what, op)
+	if err != nil && ctx.Err() == nil {
+		w.fail(fmt.Errorf("%s: %w", what, err))
+	}
+	return err
+}
+
+// retryStore runs op until it succeeds, ctx ends, or it fails in a way no
+// retry can fix (see permanent), waiting between tries with exponential
+// backoff and jitter up to 30s.
+func retryStore(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
 	backoff := 200 * time.Millisecond
 	for {
 		err := op(ctx)
-		if err == nil {
-			return nil
+		if err == nil || permanent(err) {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, staging.ErrAccess) || errors.Is(err, staging.ErrNotFound) {
-			// No access, or the run was removed under us.
-			w.fail(fmt.Errorf("%s: %w", what, err))
-			return err
-		}
 		wait := backoff/2 + mrand.N(backoff)
-		w.log.Warn("store operation failed; trying again", "op", what, "in", wait, "err", err)
+		log.Warn("store operation failed; trying again", "op", what, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -709,6 +723,18 @@ func (w *worker) store(ctx context.Context, what string, op func(context.Context
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// permanent says whether a store error is one that trying again cannot
+// fix: no access to the store, the run or an object of it missing (the
+// run was removed), a manifest or a shared file that cannot be used, a
+// local file that cannot be written.
+func permanent(err error) bool {
+	var pe *os.PathError
+	var le *os.LinkError
+	return errors.Is(err, staging.ErrAccess) || errors.Is(err, staging.ErrNotFound) ||
+		errors.Is(err, staging.ErrNoRun) || errors.Is(err, staging.ErrBadManifest) ||
+		errors.Is(err, errDamaged) || errors.As(err, &pe) || errors.As(err, &le)
 }
 
 // round3 rounds seconds to milliseconds for the records.

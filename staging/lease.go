@@ -334,8 +334,21 @@ func (h *HeldLease) Renew(ctx context.Context, finished, running []int) error {
 	}, false)
 }
 
-// Complete marks the chunk done for good.
+// finished reports whether the holding already ended with the lease
+// done (or released, with released set): a call that failed after its
+// write, at the marker, may then be made again.
+func (h *HeldLease) finished(released bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ended && (h.lease.Done && !released || h.lease.Released && released)
+}
+
+// Complete marks the chunk done for good. After an error it may be called
+// again.
 func (h *HeldLease) Complete(ctx context.Context, finished []int) error {
+	if h.finished(false) {
+		return h.mark(ctx, DoneMarker)
+	}
 	if err := h.update(ctx, func(l *Lease) {
 		l.Done = true
 		l.Finished = slices.Sorted(slices.Values(finished))
@@ -366,8 +379,11 @@ func (h *HeldLease) mark(ctx context.Context, suffix string) error {
 
 // Release gives the chunk up at once so another worker can take it without
 // waiting for the TTL, keeping what was finished. Used on cancel,
-// interrupt and spot notices.
+// interrupt and spot notices. After an error it may be called again.
 func (h *HeldLease) Release(ctx context.Context, finished []int) error {
+	if h.finished(true) {
+		return h.mark(ctx, ReleasedMarker)
+	}
 	if err := h.update(ctx, func(l *Lease) {
 		l.Released = true
 		l.Finished = slices.Sorted(slices.Values(finished))

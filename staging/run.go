@@ -255,6 +255,7 @@ func (r *Run) Location() string {
 }
 
 // ErrNoRun means the run's manifest is not in the store.
+// Manifest's other errors are ErrBadManifest's or the store's.
 var ErrNoRun = errors.New("no such run")
 
 // Manifest reads and validates the run's manifest.
@@ -268,13 +269,23 @@ func (r *Run) Manifest(ctx context.Context) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("reading manifest of run %s: %w", r.ID, err)
+		return nil, badManifest{fmt.Errorf("reading manifest of run %s: %w", r.ID, err)}
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("manifest of run %s: %w", r.ID, err)
+		return nil, badManifest{fmt.Errorf("manifest of run %s: %w", r.ID, err)}
 	}
 	return &m, nil
 }
+
+// ErrBadManifest marks the error of a manifest that was read but cannot
+// be used (not JSON, invalid, another protocol version): reading it again
+// will not help.
+var ErrBadManifest = errors.New("bad manifest")
+
+type badManifest struct{ err error }
+
+func (e badManifest) Error() string   { return e.err.Error() }
+func (e badManifest) Unwrap() []error { return []error{ErrBadManifest, e.err} }
 
 // Status is the final record of one task, runs/<id>/status/<task>.json,
 // and its commit point: several executions of one task may overlap (a
