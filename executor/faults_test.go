@@ -18,12 +18,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/slicerburst/burst/executor"
 	"github.com/slicerburst/burst/internal/testminio"
 	"github.com/slicerburst/burst/internal/testpy"
 	"github.com/slicerburst/burst/staging"
@@ -685,6 +687,56 @@ pickle.dump({"i": p["i"], "task": os.environ["BURST_TASK_ID"]}, sys.stdout.buffe
 	}
 	for id, st := range checkRun(t, f) {
 		if st.Status != staging.StatusOK && !strings.Contains(st.Error, "worker was lost") {
+			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
+		}
+	}
+}
+
+// s3Outage is how long TestS3LongOutage keeps the S3 server down: longer
+// than the store retries one request (S3Store.RetryFor, 2 minutes).
+const s3Outage = 3 * time.Minute
+
+// Invariant: an S3 outage longer than the store's retries of one request
+// stalls the workers but ends none of them; the run completes with every
+// task committed once, and status, results.jsonl and outputs/ agree.
+func TestS3LongOutage(t *testing.T) {
+	t.Parallel()
+	srv := testminio.Start(t)
+	store, env := onS3(t, srv)
+	script := `
+import pickle, sys, time
+p = pickle.load(sys.stdin.buffer)
+time.sleep(0.2)
+pickle.dump({"i": p["i"]}, sys.stdout.buffer)
+`
+	f := stageFault(t, store, env, script, 40, staging.Manifest{Slots: 2, LeaseTTL: staging.Duration(10 * time.Second)})
+	var finished atomic.Int64
+	restarted := make(chan time.Duration, 1)
+	sum, err := executor.Run(context.Background(), executor.Config{
+		Run: f.run, Slots: 2, Python: f.python, WorkDir: t.TempDir(), Heartbeat: time.Second,
+		OnEvent: func(e executor.Event) {
+			if e.Kind == executor.TaskFinished && finished.Add(1) == 10 {
+				go func() {
+					srv.Stop()
+					start := time.Now()
+					time.Sleep(s3Outage)
+					srv.Restart(t)
+					restarted <- time.Since(start)
+				}()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("Run across a %s outage: %v", s3Outage, err)
+	}
+	select {
+	case down := <-restarted:
+		t.Logf("the server was down for %s; %d ok, %d failed, %d duplicates", down.Round(time.Second), sum.OK, sum.Failed, sum.Duplicates)
+	default:
+		t.Fatal("the server was never restarted")
+	}
+	for id, st := range checkRun(t, f) {
+		if st.Status != staging.StatusOK {
 			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
 		}
 	}

@@ -32,6 +32,7 @@ type submitOptions struct {
 	out      string
 	timeout  time.Duration
 	retries  int
+	maxLost  int
 	python   string
 	shared   []string
 	json     bool
@@ -131,6 +132,7 @@ carries on).`,
 	f.StringVarP(&o.out, "out", "o", "", "collect results into `DIR` (default ./burst-results/RUN)")
 	f.DurationVar(&o.timeout, "timeout", 0, "limit on one attempt of a task, e.g. 90s or 10m (default none)")
 	f.IntVar(&o.retries, "retries", 2, "retries of a failed attempt before the task fails")
+	f.IntVar(&o.maxLost, "max-lost", staging.DefaultMaxLost, "fail a task, rather than run it again, once `N` workers were lost while running it (killed, out of memory, machine gone)")
 	f.StringVar(&o.python, "python", "", "interpreter `PATH` (default PythonSlicer when on PATH, else python3)")
 	f.StringArrayVar(&o.shared, "shared", nil, "`FILE` every task reads, stored once by content (repeatable)")
 	f.BoolVar(&o.json, "json", false, "print the final summary as JSON on stdout")
@@ -166,6 +168,9 @@ func (o *submitOptions) validate() error {
 	}
 	if o.retries < 0 {
 		return usageErrorf("--retries must be 0 or more, got %d", o.retries)
+	}
+	if o.maxLost < 1 {
+		return usageErrorf("--max-lost must be at least 1, got %d", o.maxLost)
 	}
 	if o.timeout < 0 {
 		return usageErrorf("--timeout must be positive, got %s", o.timeout)
@@ -347,6 +352,7 @@ func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs [
 			Source:   source,
 			Timeout:  staging.Duration(o.timeout),
 			Retries:  o.retries,
+			MaxLost:  o.maxLost,
 			LeaseTTL: staging.Duration(o.leaseTTL),
 			Slots:    slots,
 			OutDir:   out,
