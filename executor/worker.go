@@ -230,8 +230,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	w := &worker{
 		cfg: cfg, run: cfg.Run, log: log.With("worker", cfg.ID, "run", cfg.Run.ID),
-		held: map[int]*chunkState{}, running: map[string]bool{}, started: time.Now(),
+		held: map[int]*chunkState{}, running: map[string]bool{},
 	}
+	w.started = w.now()
 	// The store may be down for a while: wait for it.
 	if err := retryStore(ctx, w.log, "reading the manifest", func(ctx context.Context) (err error) {
 		w.man, err = w.run.Manifest(ctx)
@@ -661,7 +662,7 @@ func (w *worker) writeHeartbeat(ctx context.Context, state string) {
 	hb := staging.Heartbeat{
 		Worker: w.cfg.ID, Host: w.cfg.Host, PID: os.Getpid(), Slots: w.cfg.Slots,
 		OK: w.summary.OK, Failed: w.summary.Failed, State: state,
-		Started: w.started, LastSeen: time.Now().UTC(), Running: []string{},
+		Started: w.started, LastSeen: w.now().UTC(), Running: []string{},
 		HeartbeatS: w.cfg.Heartbeat.Seconds(),
 	}
 	if w.notice != nil {
