@@ -50,11 +50,13 @@ type faultStore struct {
 	rng  *rand.Rand
 }
 
-// trigger is "op|key part|data part|before or after|stop or kill", op one
-// of put, create, replace.
+// trigger is "op|key part|data part|before or after|action", op one of
+// put, create, replace; action stop or kill (the first match), or stall:
+// every write to the key first matched hangs until its context ends.
 type trigger struct {
 	op, key, data, when, action string
 	once                        sync.Once
+	stalled                     string // the key that stalls
 }
 
 func parseTrigger(s string) *trigger {
@@ -65,10 +67,18 @@ func parseTrigger(s string) *trigger {
 	return &trigger{op: p[0], key: p[1], data: p[2], when: p[3], action: p[4]}
 }
 
-func (f *faultStore) maybeFire(op, key string, data []byte, when string) {
+func (f *faultStore) maybeFire(ctx context.Context, op, key string, data []byte, when string) error {
 	t := f.trig
 	if t == nil || t.op != op || t.when != when || !strings.Contains(key, t.key) || !bytes.Contains(data, []byte(t.data)) {
-		return
+		return nil
+	}
+	if t.action == "stall" {
+		t.once.Do(func() { t.stalled = key })
+		if key == t.stalled {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
 	}
 	t.once.Do(func() {
 		sig := syscall.SIGSTOP
@@ -82,6 +92,7 @@ func (f *faultStore) maybeFire(op, key string, data []byte, when string) {
 		defer runtime.UnlockOSThread()
 		syscall.Tgkill(os.Getpid(), syscall.Gettid(), sig)
 	})
+	return nil
 }
 
 func (f *faultStore) roll() (fail, lose bool) {
@@ -94,14 +105,16 @@ func (f *faultStore) roll() (fail, lose bool) {
 	return r < f.rate, r >= f.rate && r < 2*f.rate
 }
 
-func (f *faultStore) write(op, key string, data []byte, do func() (string, error)) (string, error) {
-	f.maybeFire(op, key, data, "before")
+func (f *faultStore) write(ctx context.Context, op, key string, data []byte, do func() (string, error)) (string, error) {
+	if err := f.maybeFire(ctx, op, key, data, "before"); err != nil {
+		return "", err
+	}
 	fail, lose := f.roll()
 	if fail {
 		return "", errInjected
 	}
 	etag, err := do()
-	f.maybeFire(op, key, data, "after")
+	f.maybeFire(ctx, op, key, data, "after")
 	if lose && err == nil {
 		return "", errInjected
 	}
@@ -109,15 +122,15 @@ func (f *faultStore) write(op, key string, data []byte, do func() (string, error
 }
 
 func (f *faultStore) Put(ctx context.Context, key string, data []byte) (string, error) {
-	return f.write("put", key, data, func() (string, error) { return f.Store.Put(ctx, key, data) })
+	return f.write(ctx, "put", key, data, func() (string, error) { return f.Store.Put(ctx, key, data) })
 }
 
 func (f *faultStore) Create(ctx context.Context, key string, data []byte) (string, error) {
-	return f.write("create", key, data, func() (string, error) { return f.Store.Create(ctx, key, data) })
+	return f.write(ctx, "create", key, data, func() (string, error) { return f.Store.Create(ctx, key, data) })
 }
 
 func (f *faultStore) Replace(ctx context.Context, key string, data []byte, etag string) (string, error) {
-	return f.write("replace", key, data, func() (string, error) { return f.Store.Replace(ctx, key, data, etag) })
+	return f.write(ctx, "replace", key, data, func() (string, error) { return f.Store.Replace(ctx, key, data, etag) })
 }
 
 func (f *faultStore) Get(ctx context.Context, key string) ([]byte, string, error) {
@@ -200,11 +213,16 @@ func onS3(t *testing.T, srv *testminio.Server) (staging.Store, []string) {
 
 // stageFault stages script with n tasks {"i": i} on store.
 func stageFault(t *testing.T, store staging.Store, env []string, script string, n int, m staging.Manifest) *faultRun {
+	return stageFaultChunks(t, store, env, script, n, m, 0)
+}
+
+// stageFaultChunks is stageFault with chunks of at least minChunk tasks.
+func stageFaultChunks(t *testing.T, store staging.Store, env []string, script string, n int, m staging.Manifest, minChunk int) *faultRun {
 	t.Helper()
 	dir := t.TempDir()
 	path, inputs := scriptAndInputs(t, dir, script, n)
 	ctx := context.Background()
-	run, err := staging.Stage(ctx, store, staging.StageRequest{ScriptPath: path, Inputs: inputs, Manifest: m})
+	run, err := staging.Stage(ctx, store, staging.StageRequest{ScriptPath: path, Inputs: inputs, Manifest: m, MinChunk: minChunk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,6 +756,64 @@ pickle.dump({"i": p["i"]}, sys.stdout.buffer)
 	for id, st := range checkRun(t, f) {
 		if st.Status != staging.StatusOK {
 			t.Errorf("task %s: %s (%s)", id, st.Status, st.Error)
+		}
+	}
+}
+
+// Invariant: a lease whose renewals hang is lost when its time runs out:
+// its holder starts none of its tasks after that, and another worker takes
+// the chunk over; no other chunk is lost.
+func TestStalledRenewal(t *testing.T) {
+	t.Parallel()
+	store, env := onFS(t)
+	script := `
+import os, pickle, sys, time
+p = pickle.load(sys.stdin.buffer)
+with open(os.path.join(os.environ["BURST_TEST_DIR"], "starts.log"), "a") as f:
+    f.write("%s %s\n" % (os.environ["BURST_TASK_ID"], os.environ["BURST_TEST_WORKER_PID"]))
+time.sleep(1.2)
+pickle.dump({"i": p["i"]}, sys.stdout.buffer)
+`
+	ttl := 2 * time.Second
+	// Three chunks of three tasks.
+	f := stageFaultChunks(t, store, env, script, 9, staging.Manifest{Slots: 100, LeaseTTL: staging.Duration(ttl)}, 3)
+	if len(f.man.Chunks) != 3 {
+		t.Fatalf("chunks %v, want 3 of 3 tasks", f.man.Chunks)
+	}
+	// The first chunk stalled holds every renewal of its lease.
+	stalled := f.start(t, 1, "BURST_TEST_FAULT=replace|/leases/|\"worker\"|before|stall")
+	other := f.start(t, 1)
+	waitExit(t, other, 90*time.Second)
+	stalled.Process.Kill()
+	stalled.Wait()
+	checkRun(t, f)
+	var x = -1
+	for i := range f.man.Chunks {
+		l, err := f.run.ReadLease(context.Background(), i)
+		if err != nil || !l.Done {
+			t.Fatalf("chunk %d: %+v, %v", i, l, err)
+		}
+		if l.Takeovers > 0 {
+			if x >= 0 {
+				t.Errorf("chunks %d and %d both taken over: one stalled lease cost another", x, i)
+			}
+			x = i
+		}
+	}
+	if x < 0 {
+		t.Fatal("no chunk was taken over: the stalled lease was never lost")
+	}
+	starts := map[string][]string{}
+	data, _ := os.ReadFile(filepath.Join(f.dir, "starts.log"))
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		task, pid, _ := strings.Cut(line, " ")
+		starts[task] = append(starts[task], pid)
+	}
+	t.Logf("chunk %d taken over; task starts by worker pid: %v (the stalled worker is %d)", x, starts, stalled.Process.Pid)
+	last := f.man.Tasks[f.man.Chunks[x].End-1]
+	for _, pid := range starts[last] {
+		if pid == strconv.Itoa(stalled.Process.Pid) {
+			t.Errorf("task %s started at %s on the worker whose lease had run out", last, pid)
 		}
 	}
 }
