@@ -63,11 +63,8 @@ func (g *globalOptions) openCloud(ctx context.Context, needConfig bool) (*cloudS
 // runIDArg takes a run id from a command argument: an id, or a run
 // location (STORE/runs/ID) as burst prints it.
 func runIDArg(arg string) (string, error) {
-	id := arg
-	if i := strings.LastIndex(arg, "/runs/"); i >= 0 {
-		id = arg[i+len("/runs/"):]
-	}
-	if !staging.ValidID(id) {
+	_, id, err := staging.ParseRunArg(arg)
+	if err != nil {
 		return "", usageErrorf("%q is neither a run id nor a run location (STORE/runs/ID)", arg)
 	}
 	return id, nil

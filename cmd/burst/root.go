@@ -153,20 +153,14 @@ func (g *globalOptions) openStore(ctx context.Context, loc string) (staging.Stor
 // openRun finds a run from a command argument: a run id in the store, or
 // a run's location (STORE/runs/ID), as burst prints it.
 func (g *globalOptions) openRun(ctx context.Context, arg string) (*staging.Run, *staging.Manifest, error) {
-	loc, id := "", arg
-	if i := strings.LastIndex(arg, "/runs/"); i >= 0 && !strings.Contains(arg[i+len("/runs/"):], "/") {
-		loc, id = arg[:i], arg[i+len("/runs/"):]
-	} else if strings.Contains(arg, "/") {
-		return nil, nil, usageErrorf("%q is neither a run id nor a run location (STORE/runs/ID)", arg)
+	loc, id, err := staging.ParseRunArg(arg)
+	if err != nil {
+		return nil, nil, usageError{err}
 	}
 	if loc == "" {
-		var err error
 		if loc, err = g.storeDir(); err != nil {
 			return nil, nil, err
 		}
-	}
-	if !staging.ValidID(id) {
-		return nil, nil, usageErrorf("%q is not a run id", id)
 	}
 	s, err := g.openStore(ctx, loc)
 	if err != nil {
