@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,15 +176,15 @@ func runWatch(ctx context.Context, g *globalOptions, arg string, o watchOptions)
 	}
 	var (
 		view   *progressView
-		tasks  *taskStream
+		tasks  *staging.TaskStream
 		since  time.Time // when the run was first seen stopped
 		failed bool
 	)
 	if o.json {
-		if tasks, err = newTaskStream(g, run, man, o.out); err != nil {
+		if tasks, err = staging.NewTaskStream(run, man, o.out, g.io.Out); err != nil {
 			return err
 		}
-		defer tasks.close()
+		defer tasks.Close()
 	}
 	for {
 		p, err := run.ReadProgress(ctx, man)
@@ -204,7 +202,7 @@ func runWatch(ctx context.Context, g *globalOptions, arg string, o watchOptions)
 		}
 		failed = p.Failed > 0
 		if tasks != nil {
-			if err := tasks.emit(ctx, p); err != nil {
+			if err := tasks.Emit(ctx, p); err != nil {
 				return err
 			}
 		} else {
@@ -232,85 +230,12 @@ func runWatch(ctx context.Context, g *globalOptions, arg string, o watchOptions)
 		}
 	}
 	if tasks != nil {
-		if err := tasks.close(); err != nil {
+		if err := tasks.Close(); err != nil {
 			return err
 		}
 	}
 	if failed {
 		return exitError{code: exitTaskFailed}
-	}
-	return nil
-}
-
-// taskLine is one line of burst watch --json: a task's results.jsonl line
-// and where its files were collected.
-type taskLine struct {
-	staging.ResultLine
-	OutputFile string `json:"output_file,omitempty"`
-	StderrFile string `json:"stderr_file,omitempty"`
-}
-
-// taskStream collects a run's finished tasks into a directory and prints
-// each once, as a JSON line.
-type taskStream struct {
-	g       *globalOptions
-	man     *staging.Manifest
-	coll    *staging.Collector
-	out     string
-	enc     *json.Encoder
-	printed map[string]bool
-}
-
-func newTaskStream(g *globalOptions, run *staging.Run, man *staging.Manifest, out string) (*taskStream, error) {
-	if out == "" {
-		out = man.OutDir
-	}
-	if out == "" {
-		out = filepath.Join("burst-results", run.ID)
-	}
-	if abs, err := filepath.Abs(out); err == nil {
-		out = abs
-	}
-	coll, err := staging.NewCollector(run, man, out)
-	if err != nil {
-		return nil, err
-	}
-	return &taskStream{g: g, man: man, coll: coll, out: out, enc: json.NewEncoder(g.io.Out), printed: map[string]bool{}}, nil
-}
-
-// emit collects and prints, in task order, the tasks finished in p that
-// were not printed yet.
-func (s *taskStream) emit(ctx context.Context, p staging.Progress) error {
-	for _, id := range s.man.Tasks {
-		if !p.Finished[id] || s.printed[id] {
-			continue
-		}
-		if err := s.coll.Collect(ctx, id, nil); err != nil {
-			return fmt.Errorf("collecting results: %w", err)
-		}
-		l, ok := s.coll.Line(id)
-		if !ok {
-			return fmt.Errorf("collecting results: task %s was not collected", id)
-		}
-		tl := taskLine{ResultLine: l}
-		if l.Status == staging.StatusOK {
-			tl.OutputFile = s.coll.OutputPath(id)
-		} else {
-			tl.StderrFile = filepath.Join(s.out, "failed", id, "stderr.log")
-		}
-		if err := s.enc.Encode(tl); err != nil {
-			return fmt.Errorf("writing to stdout: %w", err)
-		}
-		s.printed[id] = true
-	}
-	return nil
-}
-
-// close writes the collected results.jsonl in task order; calling it again
-// does nothing.
-func (s *taskStream) close() error {
-	if err := s.coll.Close(); err != nil {
-		return fmt.Errorf("collecting results: %w", err)
 	}
 	return nil
 }
