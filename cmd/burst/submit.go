@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,8 +17,6 @@ import (
 	"github.com/slicerburst/burst/executor"
 	"github.com/slicerburst/burst/provision"
 	"github.com/slicerburst/burst/staging"
-	"github.com/slicerburst/burst/staging/pickle"
-	"github.com/slicerburst/burst/staging/sweep"
 )
 
 type submitOptions struct {
@@ -217,65 +214,17 @@ func readableFile(path, what string) error {
 // loadInputs builds the tasks' pickled inputs from --sweep or --inputs.
 func (o *submitOptions) loadInputs() ([]staging.Input, string, error) {
 	if o.sweep != "" {
-		data, err := os.ReadFile(o.sweep)
+		inputs, err := staging.SweepInputs(o.sweep)
 		if err != nil {
-			return nil, "", usageErrorf("sweep spec: %v", err)
-		}
-		tasks, err := sweep.Expand(data)
-		if err != nil {
-			return nil, "", usageErrorf("%s: %v", o.sweep, err)
-		}
-		inputs := make([]staging.Input, len(tasks))
-		for i, t := range tasks {
-			p, err := pickle.Marshal(t.Params)
-			if err != nil {
-				return nil, "", usageErrorf("%s: task %s: %v", o.sweep, t.ID, err)
-			}
-			inputs[i] = staging.Input{ID: t.ID, Pickle: p}
+			return nil, "", usageError{err}
 		}
 		return inputs, "sweep spec " + o.sweep, nil
 	}
-	inputs, err := readInputsDir(o.inputs)
-	return inputs, "inputs dir " + o.inputs, err
-}
-
-// readInputsDir reads DIR/*.pkl, in name order; each must be a pickled
-// dict.
-func readInputsDir(dir string) ([]staging.Input, error) {
-	entries, err := os.ReadDir(dir)
+	inputs, err := staging.ReadInputsDir(o.inputs)
 	if err != nil {
-		return nil, usageErrorf("inputs: %v", err)
+		return nil, "", usageError{err}
 	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".pkl") {
-			names = append(names, e.Name())
-		}
-	}
-	if len(names) == 0 {
-		return nil, usageErrorf("inputs: no *.pkl files in %s", dir)
-	}
-	sort.Strings(names)
-	inputs := make([]staging.Input, 0, len(names))
-	for _, name := range names {
-		id := strings.TrimSuffix(name, ".pkl")
-		if !staging.ValidID(id) {
-			return nil, usageErrorf("inputs: %s: task names may hold only letters, digits, '.', '_' and '-'", filepath.Join(dir, name))
-		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, usageErrorf("inputs: %v", err)
-		}
-		v, err := pickle.Unmarshal(data)
-		if err != nil {
-			return nil, usageErrorf("inputs: %s is not a pickle: %v", filepath.Join(dir, name), err)
-		}
-		if _, ok := v.(*pickle.Dict); !ok {
-			return nil, usageErrorf("inputs: %s holds a pickled %s; each input must be a dict", filepath.Join(dir, name), pickle.TypeName(v))
-		}
-		inputs = append(inputs, staging.Input{ID: id, Pickle: data})
-	}
-	return inputs, nil
+	return inputs, "inputs dir " + o.inputs, nil
 }
 
 func runSubmit(ctx context.Context, o *submitOptions) error {
