@@ -46,6 +46,23 @@ func TestCoresFollowsAffinity(t *testing.T) {
 	}
 }
 
+// numberedInputs is n tasks t0, t1, ..., each the pickled dict {"i": its
+// number}.
+func numberedInputs(t *testing.T, n int) []staging.Input {
+	t.Helper()
+	var inputs []staging.Input
+	for i := range n {
+		d := pickle.NewDict()
+		d.Set("i", int64(i))
+		p, err := pickle.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, staging.Input{ID: "t" + strconv.Itoa(i), Pickle: p})
+	}
+	return inputs
+}
+
 // TestLocalRun: the local provider runs every task with real Python, in
 // as many slots as asked, removes its scratch directory and keeps the
 // shared-file cache.
@@ -70,16 +87,7 @@ pickle.dump({"i": p["i"], "cwd": os.getcwd(), "shared": shared}, sys.stdout.buff
 	if err := os.WriteFile(table, []byte("42"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var inputs []staging.Input
-	for i := range 6 {
-		d := pickle.NewDict()
-		d.Set("i", int64(i))
-		p, err := pickle.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, staging.Input{ID: "t" + strconv.Itoa(i), Pickle: p})
-	}
+	inputs := numberedInputs(t, 6)
 	ctx := context.Background()
 	run, err := staging.Stage(ctx, store, staging.StageRequest{
 		ScriptPath: script, Inputs: inputs, SharedPaths: []string{table},

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/slicerburst/burst/executor"
@@ -54,148 +52,26 @@ func (l *localRun) execute(ctx context.Context) error {
 		human = io.Err
 	}
 	start := time.Now()
-	coll, err := staging.NewCollector(l.run, l.man, l.out)
-	if err != nil {
-		return err
-	}
-	defer coll.Close()
-
-	// What is finished already (a resumed run) is collected first.
-	prog, err := l.run.ReadProgress(ctx, l.man)
-	if err != nil {
-		return err
-	}
-	if _, err := coll.CollectAll(ctx, prog); err != nil {
-		return err
-	}
-	var (
-		mu      sync.Mutex
-		c       = counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed}
-		collErr error
-	)
-	view := newProgressView(human, io.OutTTY && !l.json, io.Width, c.done())
-	finished := make(chan *staging.Status, 256)
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		for st := range finished {
-			if err := coll.Collect(ctx, st.Task, st); err != nil && ctx.Err() == nil {
-				mu.Lock()
-				if collErr == nil {
-					collErr = err
-				}
-				mu.Unlock()
-			}
-		}
-	}()
-
-	hosts := newHostCounts()
-	onEvent := func(host string, e executor.Event) {
-		mu.Lock()
-		switch e.Kind {
-		case executor.TaskStarted:
-			hosts.started(host)
-		case executor.TaskFinished:
-			hosts.finished(host)
-			if e.Status.Status == staging.StatusOK {
-				c.OK++
-			} else {
-				c.Failed++
-			}
-		}
-		mu.Unlock()
-		if e.Kind == executor.TaskFinished {
-			finished <- e.Status
-		}
-	}
-	pool := provision.Machines{
-		Hosts: l.hosts, OnEvent: onEvent,
-		SSH: provision.SSH{
-			Python: l.sshPython, Heartbeat: 2 * time.Second, Logger: slog.Default(), Verbose: l.g.verbose,
-			Stream: staging.StreamOptions{PingEvery: l.keepalive},
-			OnState: func(st provision.HostState) {
-				mu.Lock()
-				hosts.state(st)
-				mu.Unlock()
-			},
-			OnLog: func(host, line string) {
-				mu.Lock()
-				view.Note(io.Err, host+": "+line)
-				mu.Unlock()
-			},
-		},
-		OnHostError: func(err error) {
-			mu.Lock()
-			view.Note(io.Err, fmt.Sprintf("burst: %v; going on with the other workers", err))
-			mu.Unlock()
-		},
-	}
-	if l.workers > 0 {
-		hosts.state(provision.HostState{Host: provision.LocalHost(), State: provision.HostRunning, Slots: l.workers})
-	}
-	for _, h := range l.hosts {
-		hosts.get(h.Name())
-	}
-	if l.workers > 0 {
-		pool.Local = &provision.Local{
-			Slots: l.workers, Python: l.python, Heartbeat: 2 * time.Second,
-			Logger: slog.Default(),
-		}
-	}
-	var (
-		runErr error
-		wg     sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runErr = pool.Run(ctx, l.run)
-	}()
+	var view *progressView
 	tick := 200 * time.Millisecond
 	if !io.OutTTY {
 		tick = time.Second
 	}
-	workerDone := make(chan struct{})
-	go func() { wg.Wait(); close(workerDone) }()
-	t := time.NewTicker(tick)
-	defer t.Stop()
-loop:
-	for {
-		mu.Lock()
-		snap := c
-		snap.Running = hosts.running()
-		if len(l.hosts) > 0 {
-			snap.Hosts = hosts.summary()
-		}
-		view.Update(snap)
-		mu.Unlock()
-		select {
-		case <-workerDone:
-			break loop
-		case <-t.C:
-		}
+	res, err := (&provision.LocalRun{
+		Run: l.run, Man: l.man, Workers: l.workers, Python: l.python, Out: l.out,
+		Hosts: l.hosts, SSHPython: l.sshPython, Keepalive: l.keepalive, Verbose: l.g.verbose,
+		Started: func(done int) { view = newProgressView(human, io.OutTTY && !l.json, io.Width, done) },
+		Progress: func(p provision.LocalProgress) {
+			view.Update(counts{Total: p.Total, OK: p.OK, Failed: p.Failed, Running: p.Running, Hosts: p.Hosts})
+		},
+		Tick: tick,
+		Note: func(line string) { view.Note(io.Err, line) },
+	}).Execute(ctx)
+	if err != nil {
+		return err
 	}
-	close(finished)
-	<-collected
-
-	// Other workers (burst worker elsewhere) may have finished tasks too:
-	// collect from the store, which has the last word.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	prog, err = l.run.ReadProgress(cctx, l.man)
-	if err == nil {
-		_, err = coll.CollectAll(cctx, prog)
-	}
-	if err != nil && collErr == nil {
-		collErr = err
-	}
-	if err := coll.Close(); err != nil && collErr == nil {
-		collErr = err
-	}
-	final := counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed}
-	if len(l.hosts) > 0 {
-		final.Hosts = hosts.summary()
-	}
+	prog, runErr, collErr := res.Progress, res.RunErr, res.CollErr
+	final := counts{Total: len(l.man.Tasks), OK: prog.OK, Failed: prog.Failed, Hosts: res.Hosts}
 	view.Done(final)
 
 	s := runSummary{

@@ -81,68 +81,6 @@ func (p *progressView) Note(w io.Writer, line string) {
 	fmt.Fprintln(w, line)
 }
 
-// hostCounts follows the workers of each host of a run: their slots, state
-// and running tasks, in the order the hosts appeared.
-type hostCounts struct {
-	order []string
-	hosts map[string]*hostCount
-}
-
-type hostCount struct {
-	slots, running int
-	state          string
-}
-
-func newHostCounts() *hostCounts { return &hostCounts{hosts: map[string]*hostCount{}} }
-
-func (h *hostCounts) get(host string) *hostCount {
-	c := h.hosts[host]
-	if c == nil {
-		c = &hostCount{state: provision.HostStarting}
-		h.hosts[host] = c
-		h.order = append(h.order, host)
-	}
-	return c
-}
-
-func (h *hostCounts) started(host string)  { h.get(host).running++ }
-func (h *hostCounts) finished(host string) { c := h.get(host); c.running = max(0, c.running-1) }
-
-// state records a host's new state; a host that stops has nothing running.
-func (h *hostCounts) state(st provision.HostState) {
-	c := h.get(st.Host)
-	c.state = st.State
-	if st.Slots > 0 {
-		c.slots = st.Slots
-	}
-	if st.State != provision.HostRunning && st.State != provision.HostStarting {
-		c.running = 0
-	}
-}
-
-func (h *hostCounts) running() int {
-	n := 0
-	for _, c := range h.hosts {
-		n += c.running
-	}
-	return n
-}
-
-// summary is "host slots" for working hosts, "host state" for the others.
-func (h *hostCounts) summary() string {
-	parts := make([]string, 0, len(h.order))
-	for _, name := range h.order {
-		c := h.hosts[name]
-		switch c.state {
-		case provision.HostRunning:
-			parts = append(parts, fmt.Sprintf("%s %d", name, c.slots))
-		default:
-			parts = append(parts, name+" "+c.state)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
 // Update shows c: redrawn at once on a terminal, else printed when the
 // interval has passed.
 func (p *progressView) Update(c counts) {
