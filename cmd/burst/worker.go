@@ -174,7 +174,7 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 	}
 	if o.ec2 {
 		client := imds.New(imds.Options{EnableFallback: aws.FalseTernary}) // IMDSv2 only
-		in, err := lookupInstance(ctx, client, o.identityWait, log)
+		in, err := provision.LookupInstance(ctx, client, o.identityWait, log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -221,25 +221,6 @@ func protocolUsageError(err error) error {
 		return usageErrorf("run %s was staged by a burst with protocol %d; this worker speaks %d: use a matching burst build", pe.Run, pe.Protocol, staging.Protocol)
 	}
 	return err
-}
-
-// lookupInstance reads the instance's identity, trying again for up to
-// wait while the metadata service does not answer (early in boot, or
-// throttled).
-func lookupInstance(ctx context.Context, api executor.MetadataAPI, wait time.Duration, log *slog.Logger) (executor.Instance, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		in, err := executor.LookupInstance(ctx, api)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return in, err
-		}
-		log.Warn("reading the instance identity; trying again", "err", err)
-		select {
-		case <-ctx.Done():
-			return in, ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
 }
 
 // runStdioWorker is the remote end of burst submit --ssh: its output goes
