@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -283,20 +282,11 @@ func runSubmit(ctx context.Context, o *submitOptions) error {
 // folder its results are collected into. python is the interpreter the
 // workers use; slots the number of tasks the run is planned to run at once.
 func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs []staging.Input, source, python string, slots int) (*staging.Run, *staging.Manifest, string, error) {
-	id := staging.NewRunID(o.script, time.Now())
-	out := o.out
-	if out == "" {
-		out = filepath.Join("burst-results", id)
-	}
-	if abs, err := filepath.Abs(out); err == nil {
-		out = abs
-	}
-	run, err := staging.Stage(ctx, store, staging.StageRequest{
+	run, man, out, err := staging.StageNew(ctx, store, staging.StageRequest{
 		ScriptPath:  o.script,
 		Inputs:      inputs,
 		SharedPaths: o.shared,
 		Manifest: staging.Manifest{
-			ID:       id,
 			Python:   python,
 			Source:   source,
 			Timeout:  staging.Duration(o.timeout),
@@ -304,19 +294,11 @@ func (o *submitOptions) stage(ctx context.Context, store staging.Store, inputs [
 			MaxLost:  o.maxLost,
 			LeaseTTL: staging.Duration(o.leaseTTL),
 			Slots:    slots,
-			OutDir:   out,
 			Warm:     o.warm,
 			Preload:  o.preload,
 		},
 		Logger: slog.Default(),
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, "", ctx.Err()
-		}
-		return nil, nil, "", fmt.Errorf("staging the run: %w", err)
-	}
-	man, err := run.Manifest(ctx)
+	}, o.out)
 	if err != nil {
 		return nil, nil, "", err
 	}
