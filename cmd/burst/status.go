@@ -72,10 +72,10 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 			rep.FailedList = append(rep.FailedList, *st)
 		}
 	}
-	hosts := hostsOf(p.Beats, p.Now)
+	hosts := staging.HostsOf(p.Beats, p.Now)
 	rep.Hosts = []statusHost{}
 	for _, h := range hosts {
-		rep.Hosts = append(rep.Hosts, statusHost{Host: h.host, Workers: h.workers, Slots: h.slots, Running: h.running})
+		rep.Hosts = append(rep.Hosts, statusHost{Host: h.Host, Workers: h.Workers, Slots: h.Slots, Running: h.Running})
 	}
 	if asJSON {
 		return writeJSON(g.io.Out, rep)
@@ -87,7 +87,7 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 	fmt.Fprintf(w, "tasks:    %d total: %d ok, %d failed, %d running, %d queued\n", p.Total, p.OK, p.Failed, p.Running, p.Queued)
 	fmt.Fprintf(w, "workers:  %d live\n", p.Workers)
 	for _, h := range hosts {
-		fmt.Fprintf(w, "          on %s: %s, %d slots, %d running, last seen %s ago\n", h.host, countOf(h.workers, "worker"), h.slots, h.running, p.Now.Sub(h.lastSeen).Round(time.Second))
+		fmt.Fprintf(w, "          on %s: %s, %d slots, %d running, last seen %s ago\n", h.Host, countOf(h.Workers, "worker"), h.Slots, h.Running, p.Now.Sub(h.LastSeen).Round(time.Second))
 	}
 	if len(rep.FailedList) > 0 {
 		fmt.Fprintf(w, "failed:\n")
@@ -238,36 +238,4 @@ func runWatch(ctx context.Context, g *globalOptions, arg string, o watchOptions)
 		return exitError{code: exitTaskFailed}
 	}
 	return nil
-}
-
-// hostWorkers sums the live workers of one host.
-type hostWorkers struct {
-	host                    string
-	workers, slots, running int
-	lastSeen                time.Time
-}
-
-// hostsOf groups the live workers by host, in order of appearance.
-func hostsOf(beats []staging.Heartbeat, now time.Time) []hostWorkers {
-	var out []hostWorkers
-	at := map[string]int{}
-	for _, hb := range beats {
-		if !hb.Live(now) {
-			continue
-		}
-		i, ok := at[hb.Host]
-		if !ok {
-			i = len(out)
-			at[hb.Host] = i
-			out = append(out, hostWorkers{host: hb.Host})
-		}
-		h := &out[i]
-		h.workers++
-		h.slots += hb.Slots
-		h.running += len(hb.Running)
-		if hb.Written.After(h.lastSeen) {
-			h.lastSeen = hb.Written // on the store's clock, as now
-		}
-	}
-	return out
 }
