@@ -58,20 +58,11 @@ func runStatus(ctx context.Context, g *globalOptions, arg string, asJSON bool) e
 	if err != nil {
 		return err
 	}
-	rep := statusReport{Progress: p, Store: run.Store.Location(), Source: man.Source, Script: man.Script, FailedList: []staging.Status{}}
-	for _, id := range man.Tasks {
-		if len(rep.FailedList) >= maxFailedShown {
-			break
-		}
-		if p.Finished[id] && !p.OKSet[id] {
-			st, err := run.ReadStatus(ctx, id)
-			if err != nil {
-				return err
-			}
-			st.StderrTail = ""
-			rep.FailedList = append(rep.FailedList, *st)
-		}
+	failed, err := run.FailedStatuses(ctx, man, p, maxFailedShown)
+	if err != nil {
+		return err
 	}
+	rep := statusReport{Progress: p, Store: run.Store.Location(), Source: man.Source, Script: man.Script, FailedList: failed}
 	hosts := staging.HostsOf(p.Beats, p.Now)
 	rep.Hosts = []statusHost{}
 	for _, h := range hosts {
