@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -35,27 +34,10 @@ func runRuns(ctx context.Context, g *globalOptions, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	ids, err := store.ListDirs(ctx, "runs/")
+	list, err := staging.ListRuns(ctx, store)
 	if err != nil {
 		return err
 	}
-	var list []staging.Progress
-	for _, id := range ids {
-		run, err := staging.OpenRun(store, id)
-		if err != nil {
-			continue
-		}
-		man, err := run.Manifest(ctx)
-		if err != nil {
-			continue // being staged, being deleted, or not burst's
-		}
-		p, err := run.ReadProgress(ctx, man)
-		if err != nil {
-			return err
-		}
-		list = append(list, p)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Created.After(list[j].Created) })
 	if asJSON {
 		if list == nil {
 			list = []staging.Progress{}
