@@ -15,7 +15,8 @@ import (
 
 // TestLocalRunExecute: a local run reports its progress as tasks finish,
 // collects every task's result into its folder, and a second pass over a
-// finished run starts from what is done and collects the same.
+// finished run starts from what is done and collects the same, as does
+// collecting it afresh into another folder.
 func TestLocalRunExecute(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
@@ -104,5 +105,22 @@ pickle.dump({"double": p["i"] * 2}, sys.stdout.buffer)
 	}
 	if !bytes.Equal(again, index) {
 		t.Errorf("results.jsonl changed on a second pass:\n%s\nthen\n%s", index, again)
+	}
+
+	// The same run collected afresh elsewhere (burst results): every
+	// finished task once, then nothing new.
+	other := filepath.Join(dir, "other")
+	for _, want := range []int{4, 0} {
+		p, n, err := staging.CollectRun(ctx, run, man, other)
+		if err != nil || n != want || p.OK != 3 || p.Failed != 1 {
+			t.Fatalf("CollectRun: %d ok, %d failed, %d fetched, %v; want 3, 1, %d", p.OK, p.Failed, n, err, want)
+		}
+	}
+	otherIndex, err := os.ReadFile(filepath.Join(other, "results.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(otherIndex, []byte("\n")); n != 4 {
+		t.Errorf("collected afresh, results.jsonl has %d lines, want 4", n)
 	}
 }

@@ -39,20 +39,9 @@ func runResults(ctx context.Context, g *globalOptions, arg, out string) error {
 	if out == "" {
 		out = filepath.Join("burst-results", run.ID)
 	}
-	p, err := run.ReadProgress(ctx, man)
+	p, n, err := staging.CollectRun(ctx, run, man, out)
 	if err != nil {
 		return err
-	}
-	coll, err := staging.NewCollector(run, man, out)
-	if err != nil {
-		return err
-	}
-	n, err := coll.CollectAll(ctx, p)
-	if cerr := coll.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("collecting results: %w", err)
 	}
 	fmt.Fprintf(g.io.Out, "run %s (%s): %d ok, %d failed, %d unfinished; fetched %d new\n", run.ID, p.State, p.OK, p.Failed, p.Total-p.Done(), n)
 	fmt.Fprintf(g.io.Out, "results: %s\n", filepath.Join(out, "results.jsonl"))
