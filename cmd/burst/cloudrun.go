@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -108,7 +106,7 @@ func runCloudSubmit(ctx context.Context, o *submitOptions) error {
 	cr, err := provision.NewCloudRun(provision.CloudRunSpec{
 		EC2: cs.api, Run: run, Manifest: man, Quote: q,
 		AMI: ami, InstanceProfile: cs.cfg.InstanceProfile, SecurityGroupIDs: cs.cfg.SecurityGroups, SubnetIDs: cs.cfg.Subnets,
-		Region: cs.region, Owner: owner(), Collector: coll, Poll: o.poll,
+		Region: cs.region, Owner: provision.Owner(), Collector: coll, Poll: o.poll,
 		Events: view.event, Logger: slog.Default(),
 	})
 	if err != nil {
@@ -338,16 +336,4 @@ func runMaintain(ctx context.Context, g *globalOptions, arg string, every time.D
 		return exitError{code: exitTaskFailed}
 	}
 	return nil
-}
-
-// owner names who launched a fleet, for its burst:owner tag.
-func owner() string {
-	name := "unknown"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		name += "@" + h
-	}
-	return name
 }
