@@ -155,7 +155,7 @@ func (l *LocalRun) Execute(ctx context.Context) (LocalResult, error) {
 	}
 	if l.Workers > 0 {
 		pool.Local = &Local{
-			Slots: l.Workers, Python: l.Python, Heartbeat: 2 * time.Second, Wait: true,
+			Slots: l.Workers, Python: l.Python, Heartbeat: 2 * time.Second,
 			Logger: slog.Default(),
 		}
 	}
