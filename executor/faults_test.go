@@ -673,7 +673,7 @@ pickle.dump({"i": p["i"], "task": os.environ["BURST_TASK_ID"]}, sys.stdout.buffe
 			continue // enough: let the run end
 		}
 		p := procs[rng.IntN(len(procs))]
-		if p.cmd.ProcessState != nil || len(p.done) > 0 {
+		if len(p.done) > 0 { // exited (cmd.ProcessState is Wait's to write)
 			continue
 		}
 		switch r := rng.IntN(10); {
