@@ -20,7 +20,7 @@ func TestFailedStatuses(t *testing.T) {
 		OKSet:    map[string]bool{"b": true},
 	}
 	for _, id := range []string{"a", "b", "c", "e"} {
-		st := staging.Status{Task: id, Status: staging.StatusFailed, Error: "boom " + id, StderrTail: "trace of " + id}
+		st := staging.Status{Task: id, Exec: "e1", Status: staging.StatusFailed, Error: "boom " + id, StderrTail: "trace of " + id}
 		if p.OKSet[id] {
 			st.Status, st.Error = staging.StatusOK, ""
 		}
@@ -37,8 +37,8 @@ func TestFailedStatuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []staging.Status{
-		{Task: "a", Status: staging.StatusFailed, Error: "boom a"},
-		{Task: "c", Status: staging.StatusFailed, Error: "boom c"},
+		{Task: "a", Exec: "e1", Status: staging.StatusFailed, Error: "boom a"},
+		{Task: "c", Exec: "e1", Status: staging.StatusFailed, Error: "boom c"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("FailedStatuses = %+v\nwant %+v", got, want)
