@@ -99,7 +99,8 @@ def test_wait_timeout_then_cancel(env: Path) -> None:
     """A wait that runs out of time raises Timeout and leaves the run going;
     cancel() ends it, finished results stay, and wait() reports it cancelled."""
     inputs = [{"n": 0}] + [{"mode": "hang"}] * 2
-    run = burst.submit(job(env), inputs=inputs, python=sys.executable, workers=2)
+    # A slot for each, so the quick one never waits behind a hung one.
+    run = burst.submit(job(env), inputs=inputs, python=sys.executable, workers=3)
     stream = run.as_completed()
     first = next(stream)  # the quick one
     stream.close()
