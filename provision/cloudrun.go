@@ -160,20 +160,7 @@ func NewCloudRun(spec CloudRunSpec) (*CloudRun, error) {
 	case spec.EC2 == nil || spec.Run == nil || spec.Manifest == nil || spec.Quote == nil || len(spec.Quote.Options) == 0:
 		return nil, errors.New("cloud run: needs EC2, a run, its manifest and a quote with an option")
 	}
-	if spec.Progress == nil {
-		spec.Progress = spec.Run
-	}
-	c := &CloudRun{spec: spec, clock: spec.Clock, log: spec.Logger, poll: spec.Poll}
-	if c.clock == nil {
-		c.clock = RealClock
-	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	c.log = c.log.With("run", spec.Run.ID)
-	if c.poll <= 0 {
-		c.poll = 5 * time.Second
-	}
+	c := newCloudRun(spec)
 	c.start = c.clock.Now()
 	q := spec.Quote
 	c.deadline = RunDeadline(c.start, q.MaxPerHour(), q.Budget, q.Chosen().Makespan, q.Deadline)
@@ -638,4 +625,24 @@ func (c *cleanups) run(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// newCloudRun is a CloudRun of spec with its defaults applied: the run as
+// its own progress, the real clock, the default logger, a 5 s poll.
+func newCloudRun(spec CloudRunSpec) *CloudRun {
+	if spec.Progress == nil {
+		spec.Progress = spec.Run
+	}
+	c := &CloudRun{spec: spec, clock: spec.Clock, log: spec.Logger, poll: spec.Poll}
+	if c.clock == nil {
+		c.clock = RealClock
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("run", spec.Run.ID)
+	if c.poll <= 0 {
+		c.poll = 5 * time.Second
+	}
+	return c
 }

@@ -93,24 +93,11 @@ type MaintainSpec struct {
 // deadline. It returns as Execute does; with spec.Teardown the fleet is
 // ended however the follow ends.
 func Maintain(ctx context.Context, spec MaintainSpec) (*CloudResult, error) {
-	c := &CloudRun{spec: CloudRunSpec{
+	c := newCloudRun(CloudRunSpec{
 		EC2: spec.EC2, Run: spec.Run, Manifest: spec.Manifest, Collector: spec.Collector, Progress: spec.Progress,
 		Quote: &Quote{Budget: spec.Record.Budget, BootTime: spec.Record.BootTime},
 		Poll:  spec.Poll, Clock: spec.Clock, Events: spec.Events, Logger: spec.Logger,
-	}, clock: spec.Clock, log: spec.Logger, poll: spec.Poll}
-	if c.clock == nil {
-		c.clock = RealClock
-	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	c.log = c.log.With("run", spec.Run.ID)
-	if c.poll <= 0 {
-		c.poll = 5 * time.Second
-	}
-	if c.spec.Progress == nil {
-		c.spec.Progress = spec.Run
-	}
+	})
 	c.record = spec.Record
 	c.launch = spec.Record.Launch
 	c.launch.Logger = c.log
